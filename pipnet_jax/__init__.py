@@ -1,0 +1,1 @@
+"""JAX/Flax reimplementation of PIPNet (pixel-in-pixel facial landmark detection)."""

@@ -1,0 +1,236 @@
+"""PyTorch state dict <-> Flax variables, and the released-checkpoint registry.
+
+Flax module names equal the PyTorch attribute names (models/layers.py), so a variable path
+joined with '.' is the torch key with the leaf renamed (kernel/scale -> weight, mean ->
+running_mean, var -> running_var) and conv kernels transposed OIHW <-> HWIO.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from importlib import resources
+from typing import Any, Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LEAF_TO_TORCH = {("params", "kernel"): "weight", ("params", "scale"): "weight",
+                 ("params", "bias"): "bias", ("batch_stats", "mean"): "running_mean",
+                 ("batch_stats", "var"): "running_var",
+                 ("batch_stats", "num_batches_tracked"): "num_batches_tracked"}
+
+
+class CheckpointMismatchError(ValueError):
+    """A state dict that does not fit the model; the message lists what differs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleasedCheckpoint:
+    file: str
+    dataset: str
+    num_landmarks: int
+    backbone: str
+    num_neighbors: int
+    net_stride: int
+    bytes: int
+    sha256: str
+
+
+def released_checkpoints() -> list[ReleasedCheckpoint]:
+    """The official PIPNet release (sizes and sha256), kept in the package as data."""
+    text = resources.files("pipnet_jax").joinpath("released_checkpoints.json").read_text()
+    return [ReleasedCheckpoint(**row) for row in json.loads(text)]
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def identify_checkpoint(path: str) -> Optional[ReleasedCheckpoint]:
+    """The released model this file is, by sha256; None for any other (e.g. self-trained)
+    file. A file with a released model's exact size but another hash is refused as corrupt."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    size, digest = os.path.getsize(path), file_sha256(path)
+    for rel in released_checkpoints():
+        if digest == rel.sha256:
+            return rel
+    for rel in released_checkpoints():
+        if size == rel.bytes:
+            raise ValueError(f"{path}: {size} bytes like the released {rel.file}, but sha256 "
+                             f"{digest} != {rel.sha256}; the file is corrupt or modified")
+    return None
+
+
+def load_torch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], Optional[ReleasedCheckpoint]]:
+    """Reads a `.pth` state dict (weights_only, no code execution) as numpy arrays, strips a
+    DataParallel 'module.' prefix, and says which released model it is (None if not one)."""
+    import torch  # only needed to read .pth files
+
+    released = identify_checkpoint(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for non-checkpoint files
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path}: expected a state dict (mapping of tensors), got {type(obj).__name__}")
+    state = {k[len("module."):] if k.startswith("module.") else k: v.numpy() for k, v in obj.items()}
+    return state, released
+
+
+def _walk(tree, prefix=()):
+    """(path, leaf) pairs in insertion order, i.e. module creation order (tree_flatten sorts)."""
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _walk(value, prefix + (key,))
+        else:
+            yield prefix + (key,), value
+
+
+def _flat_variables(variables) -> dict[str, tuple[tuple[str, str], Any]]:
+    """torch key -> ((collection, leaf), value); given dicts in module creation order, the
+    keys come in torch's registration order (a module's params, then its BN buffers)."""
+    stats: dict[tuple, list] = {}
+    for path, value in _walk(variables.get("batch_stats", {})):
+        stats.setdefault(path[:-1], []).append((path[-1], value))
+    out = {}
+    for path, value in _walk(variables["params"]):
+        module, leaf = path[:-1], path[-1]
+        out[".".join(module + (LEAF_TO_TORCH[("params", leaf)],))] = (("params", leaf), value)
+        if leaf == "bias" and module in stats:  # BatchNorm: weight, bias, then its buffers
+            for sleaf, svalue in stats.pop(module):
+                out[".".join(module + (LEAF_TO_TORCH[("batch_stats", sleaf)],))] = (("batch_stats", sleaf), svalue)
+    return out
+
+
+def _to_torch_layout(leaf: str, value) -> np.ndarray:
+    value = np.asarray(value)
+    if leaf == "kernel":
+        return value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T
+    if leaf == "num_batches_tracked":
+        return value.astype(np.int64)
+    return value
+
+
+def _from_torch_layout(leaf: str, value: np.ndarray) -> np.ndarray:
+    if leaf == "kernel":
+        return value.transpose(2, 3, 1, 0) if value.ndim == 4 else value.T
+    if leaf == "num_batches_tracked":
+        return value.astype(np.int32)
+    return value.astype(np.float32)
+
+
+def model_layout(model, image_size: Optional[int] = None):
+    """(abstract variables, torch keys in registration order) without computing anything.
+
+    The order is read inside the trace: jax.eval_shape returns dicts with sorted keys, but
+    Flax builds them in module creation order, which is torch's registration order."""
+    size = image_size or 4 * model.net_stride
+    keys: list[str] = []
+
+    def init():
+        variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3)))
+        keys.extend(_flat_variables(variables))
+        return variables
+
+    abstract = jax.eval_shape(init)
+    return abstract, keys
+
+
+def describe_state_dict(state: Mapping[str, Any]) -> str:
+    """Backbone, landmark and neighbor counts as the keys and shapes tell them."""
+    keys = set(state)
+    if "conv.0.weight" in keys:
+        backbone = "mobilenet_v3"
+    elif any(k.startswith("features.") for k in keys):
+        backbone = "mobilenet_v2"
+    elif "layer1.0.conv3.weight" in keys:
+        blocks = {int(m.group(1)) for k in keys if (m := re.match(r"layer3\.(\d+)\.", k))}
+        backbone = {6: "resnet50", 23: "resnet101"}.get(len(blocks), f"bottleneck resnet ({len(blocks)} layer3 blocks)")
+    elif "layer1.0.conv1.weight" in keys:
+        backbone = "resnet18"
+    else:
+        backbone = "unknown backbone"
+    parts = [backbone]
+    if "cls_layer.weight" in state:
+        n = np.shape(state["cls_layer.weight"])[0]
+        parts.append(f"{n} landmarks")
+        if "nb_x_layer.weight" in state:
+            parts.append(f"{np.shape(state['nb_x_layer.weight'])[0] // max(n, 1)} neighbors")
+    stride = {0: 32, 1: 64, 2: 128}[sum(k in keys for k in ("layer5.weight", "layer6.weight"))]
+    parts.append(f"net_stride {stride}")
+    return ", ".join(parts)
+
+
+def _list(items, limit=8):
+    items = sorted(items)
+    more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def from_torch_state_dict(state_dict: Mapping[str, Any], model) -> dict:
+    """Flax variables {'params', 'batch_stats'} for `model` from a PyTorch state dict (torch
+    tensors or numpy arrays). Raises CheckpointMismatchError naming missing, unexpected and
+    wrongly shaped keys, and what the checkpoint looks like versus what the model is."""
+    state = {(k[len("module."):] if k.startswith("module.") else k):
+             (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
+             for k, v in state_dict.items()}
+    abstract, _ = model_layout(model)
+    expected = _flat_variables(abstract)
+    missing = set(expected) - set(state)
+    unexpected = set(state) - set(expected)
+    wrong = [f"{k} {tuple(state[k].shape)} (model: {tuple(_to_torch_layout(leaf, np.zeros(v.shape)).shape)})"
+             for k, ((_, leaf), v) in expected.items()
+             if k in state and _from_torch_layout(leaf, state[k]).shape != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        lines = [f"state dict does not fit PIPNet(num_landmarks={model.num_landmarks}, "
+                 f"backbone={model.backbone!r}, num_neighbors={model.num_neighbors}, "
+                 f"net_stride={model.net_stride}): the checkpoint looks like "
+                 f"{describe_state_dict(state)}"]
+        if missing:
+            lines.append(f"missing keys ({len(missing)}): {_list(missing)}")
+        if unexpected:
+            lines.append(f"unexpected keys ({len(unexpected)}): {_list(unexpected)}")
+        if wrong:
+            lines.append(f"wrongly shaped ({len(wrong)}): {_list(wrong)}")
+        raise CheckpointMismatchError("\n  ".join(lines))
+
+    def fill(path, _):
+        names = tuple(k.key for k in path)
+        collection, leaf = names[0], names[-1]
+        key = ".".join(names[1:-1] + (LEAF_TO_TORCH[(collection, leaf)],))
+        return jnp.asarray(_from_torch_layout(leaf, state[key]))
+
+    return jax.tree_util.tree_map_with_path(fill, dict(abstract))
+
+
+def to_torch_state_dict(variables, model) -> dict[str, np.ndarray]:
+    """The released checkpoint's keys, shapes and key order (numpy arrays; conv kernels
+    OIHW; num_batches_tracked int64)."""
+    abstract, keys = model_layout(model)
+    expected = jax.tree_util.tree_map(lambda a: tuple(a.shape), dict(abstract))
+    got = jax.tree_util.tree_map(lambda a: tuple(np.shape(a)), dict(variables))
+    if expected != got:
+        raise CheckpointMismatchError(
+            f"variables do not fit PIPNet(num_landmarks={model.num_landmarks}, "
+            f"backbone={model.backbone!r}, net_stride={model.net_stride})")
+    flat = _flat_variables(variables)
+    return {k: _to_torch_layout(flat[k][0][1], flat[k][1]) for k in keys}
+
+
+def save_torch_checkpoint(path: str, variables, model) -> None:
+    """Writes a .pth loadable by the original code (torch.save of the state dict), atomically."""
+    import torch
+
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in to_torch_state_dict(variables, model).items()}
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
