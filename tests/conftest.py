@@ -19,3 +19,24 @@ def shared_data() -> pathlib.Path:
     if not path.is_dir():
         pytest.skip(f"shared data folder {path} is absent (set PIPNET_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def wflw_crops(shared_data):
+    """Real WFLW test faces cropped as PIPNet does (spec 11.2, the recorded crop boxes):
+    uint8 RGB (K, 256, 256, 3) and normalised GT landmarks (K, 98, 2). First 8 faces."""
+    import cv2
+    import numpy as np
+
+    root = shared_data / "wflw_subset"
+    lines = (root / "annotations" / "wflw_test_subset_faces.txt").read_text().splitlines()[:8]
+    crops, landmarks = [], []
+    for line in lines:
+        tok = line.split()
+        lm = np.array(tok[:196], np.float64).reshape(98, 2)
+        xmin, ymin, xmax, ymax = map(float, tok[196:200])
+        img = cv2.imread(str(root / "WFLW_images" / tok[210]))
+        crop = img[int(ymin):int(ymax), int(xmin):int(xmax)]
+        crops.append(cv2.cvtColor(cv2.resize(crop, (256, 256)), cv2.COLOR_BGR2RGB))
+        landmarks.append((lm - [xmin, ymin]) / [xmax - xmin, ymax - ymin])
+    return np.stack(crops), np.stack(landmarks).astype(np.float32)

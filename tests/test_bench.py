@@ -1,0 +1,17 @@
+"""The benchmark runs end to end on a tiny config (needs the torch dev dependency)."""
+import pytest
+
+pytest.importorskip("torch")
+
+from pipnet_jax.bench import BACKENDS, format_table, run_benchmark  # noqa: E402
+
+
+def test_run_benchmark_tiny():
+    logs = []
+    rows = run_benchmark(backbone="resnet18", image_size=64, batch_sizes=[1], repeats=1,
+                         warmup=1, log=logs.append)
+    assert [r["backend"] for r in rows] == list(BACKENDS)
+    assert all(r["batch"] == 1 and r["median_ms"] > 0 and r["images_per_s"] > 0 for r in rows)
+    assert next(r for r in rows if r["backend"] == "torch_eager")["speedup"] == 1.0
+    assert any("sanity" in line for line in logs)
+    assert "jax_jit" in format_table(rows)
