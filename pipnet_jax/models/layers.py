@@ -45,7 +45,7 @@ class BatchNorm(nn.Module):
         count = self.variable("batch_stats", "num_batches_tracked",
                               lambda: jnp.zeros((), jnp.int32))
         if train:
-            xf = x.astype(jnp.float32)
+            xf = x.astype(jnp.promote_types(x.dtype, jnp.float32))  # bf16 -> f32, f64 stays
             axes = tuple(range(x.ndim - 1))
             mean = jnp.mean(xf, axes)
             var = jnp.mean(jnp.square(xf - mean), axes)  # two-pass, as PyTorch
