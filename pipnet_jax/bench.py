@@ -18,45 +18,11 @@ import jax
 import numpy as np
 
 from pipnet_jax.decode import decoder
-from pipnet_jax.meanface import neighbor_indices, reverse_index
+from pipnet_jax.meanface import neighbor_indices
 from pipnet_jax.models import PIPNet
 from pipnet_jax.torch_port import from_torch_state_dict
 
 BACKENDS = ("jax_jit", "torch_eager", "torch_channels_last")
-
-
-def torch_decoder(neighbors, net_stride: int, input_size: int):
-    """Spec 12 batched with torch ops: NCHW outputs tuple -> (landmarks (B, N, 2), conf (B, N))."""
-    import torch
-
-    neighbors = np.asarray(neighbors)
-    n, c = neighbors.shape
-    ri1, ri2, max_len = reverse_index(neighbors)
-    vote_channels = torch.from_numpy((ri1.astype(np.int64) * c + ri2).reshape(n, max_len))
-    scale = input_size / net_stride
-
-    def at_cell(maps, cells):
-        """Value of each channel at its cell: (B, K, H, W), (B, K) -> (B, K)."""
-        return maps.reshape(*maps.shape[:2], -1).gather(2, cells[..., None])[..., 0]
-
-    def decode(outputs):
-        score, offset_x, offset_y, neighbor_x, neighbor_y = outputs[:5]
-        w = score.shape[3]
-        cell = score.reshape(*score.shape[:2], -1).argmax(2)  # (B, N), first max on ties
-        confidence = at_cell(score, cell)
-        col, row = (cell % w).to(score.dtype), (cell // w).to(score.dtype)
-        x = (col + at_cell(offset_x, cell)) / scale
-        y = (row + at_cell(offset_y, cell)) / scale
-        # Channel i*C + j is landmark i's vote for its j-th neighbour, read at i's cell.
-        owner_cell = cell.repeat_interleave(c, dim=1)
-        vote_x = (col.repeat_interleave(c, dim=1) + at_cell(neighbor_x, owner_cell)) / scale
-        vote_y = (row.repeat_interleave(c, dim=1) + at_cell(neighbor_y, owner_cell)) / scale
-        idx = vote_channels.to(score.device)
-        merged_x = torch.cat([x[..., None], vote_x[:, idx]], -1).mean(-1)
-        merged_y = torch.cat([y[..., None], vote_y[:, idx]], -1).mean(-1)
-        return torch.stack([merged_x, merged_y], -1), confidence
-
-    return decode
 
 
 def median_ms(fn, warmup: int, repeats: int) -> float:
@@ -95,7 +61,7 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
     repeats=None times 10 calls at batch 1 and 5 at larger batches. Before timing, checks
     that JAX and torch decode the same landmarks (max abs diff <= 1e-4) and logs the diff."""
     import torch
-    from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm
+    from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm, reference_decoder
 
     device = _torch_device()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -114,7 +80,7 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
 
     jax_decode = decoder(neighbors, net_stride, image_size)
     jax_fn = jax.jit(lambda v, images: jax_decode(model.apply(v, images, train=False)))
-    torch_decode = torch_decoder(neighbors, net_stride, image_size)
+    torch_decode = reference_decoder(neighbors, net_stride, image_size)
 
     def torch_fn(net, images):
         with torch.no_grad():

@@ -6,8 +6,11 @@ only by parity tests and benchmarks; NCHW throughout. One deliberate fix over th
 the heads of every backbone take the extra layers' 512 channels at net_stride 64/128 (the
 original declares 2048 for ResNet-50/101 and crashes).
 """
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from pipnet_jax.meanface import reverse_index
 from torch import nn
 
 RESNET_BLOCKS = {"resnet18": ("basic", [2, 2, 2, 2]), "resnet50": ("bottleneck", [3, 4, 6, 3]),
@@ -287,3 +290,35 @@ def reference_loss(outputs, targets, cls_weight=10.0, reg_weight=1.0):
     loss_nby = F.l1_loss(gather(nby, pos_nb, b * n * c), gather(t_nby, pos_nb, b * n * c))
     total = cls_weight * loss_map + reg_weight * (loss_x + loss_y + loss_nbx + loss_nby)
     return total, (loss_map, loss_x, loss_y, loss_nbx, loss_nby)
+
+
+def reference_decoder(neighbors, net_stride: int, input_size: int):
+    """Spec 12 batched with torch ops: NCHW outputs tuple -> (landmarks (B, N, 2), conf (B, N))."""
+    neighbors = np.asarray(neighbors)
+    n, c = neighbors.shape
+    ri1, ri2, max_len = reverse_index(neighbors)
+    vote_channels = torch.from_numpy((ri1.astype(np.int64) * c + ri2).reshape(n, max_len))
+    scale = input_size / net_stride
+
+    def at_cell(maps, cells):
+        """Value of each channel at its cell: (B, K, H, W), (B, K) -> (B, K)."""
+        return maps.reshape(*maps.shape[:2], -1).gather(2, cells[..., None])[..., 0]
+
+    def decode(outputs):
+        score, offset_x, offset_y, neighbor_x, neighbor_y = outputs[:5]
+        w = score.shape[3]
+        cell = score.reshape(*score.shape[:2], -1).argmax(2)  # (B, N), first max on ties
+        confidence = at_cell(score, cell)
+        col, row = (cell % w).to(score.dtype), (cell // w).to(score.dtype)
+        x = (col + at_cell(offset_x, cell)) / scale
+        y = (row + at_cell(offset_y, cell)) / scale
+        # Channel i*C + j is landmark i's vote for its j-th neighbour, read at i's cell.
+        owner_cell = cell.repeat_interleave(c, dim=1)
+        vote_x = (col.repeat_interleave(c, dim=1) + at_cell(neighbor_x, owner_cell)) / scale
+        vote_y = (row.repeat_interleave(c, dim=1) + at_cell(neighbor_y, owner_cell)) / scale
+        idx = vote_channels.to(score.device)
+        merged_x = torch.cat([x[..., None], vote_x[:, idx]], -1).mean(-1)
+        merged_y = torch.cat([y[..., None], vote_y[:, idx]], -1).mean(-1)
+        return torch.stack([merged_x, merged_y], -1), confidence
+
+    return decode

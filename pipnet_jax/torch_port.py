@@ -230,7 +230,7 @@ def save_torch_checkpoint(path: str, variables, model) -> None:
     """Writes a .pth loadable by the original code (torch.save of the state dict), atomically."""
     import torch
 
-    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in to_torch_state_dict(variables, model).items()}
+    state = {k: torch.from_numpy(np.array(v)) for k, v in to_torch_state_dict(variables, model).items()}
     tmp = f"{path}.tmp{os.getpid()}"
     torch.save(state, tmp)
     os.replace(tmp, path)

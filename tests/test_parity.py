@@ -7,9 +7,9 @@ import torch
 
 from pipnet_jax.decode import decode_landmarks
 from pipnet_jax.images import normalize_images
-from pipnet_jax.meanface import neighbor_indices, read_meanface, reverse_index
+from pipnet_jax.meanface import neighbor_indices, read_meanface
 from pipnet_jax.models import PIPNet
-from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm
+from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm, reference_decoder
 from pipnet_jax.torch_port import from_torch_state_dict, to_torch_state_dict
 
 OUTPUTS = ("score", "offset_x", "offset_y", "neighbor_x", "neighbor_y")
@@ -20,28 +20,6 @@ def torch_reference(backbone, net_stride=32, stc=False, num_landmarks=98, seed=0
     net = PIPNetTorch(num_landmarks, backbone, net_stride=net_stride, stc=stc)
     randomize_batchnorm(net, torch.Generator().manual_seed(seed + 1))
     return net.eval()
-
-
-def torch_decode(outputs, neighbors, net_stride, input_size):
-    """Spec 12 in torch, batch 1 at a time as the original (forward_pip + merge)."""
-    ri1, ri2, max_len = reverse_index(neighbors)
-    cls, ox, oy, nbx, nby = outputs
-    n, c = cls.shape[1], neighbors.shape[1]
-    h, w = cls.shape[2:]
-    grid = input_size / net_stride
-    result = []
-    for b in range(cls.shape[0]):
-        idx = cls[b].reshape(n, -1).argmax(1)
-        col, row = (idx % w).double(), torch.div(idx, w, rounding_mode="floor").double()
-        x = (col + ox[b].reshape(n, -1).gather(1, idx[:, None])[:, 0].double()) / grid
-        y = (row + oy[b].reshape(n, -1).gather(1, idx[:, None])[:, 0].double()) / grid
-        idx_nb = idx.repeat_interleave(c)[:, None]
-        vx = ((col.repeat_interleave(c) + nbx[b].reshape(n * c, -1).gather(1, idx_nb)[:, 0].double()) / grid).reshape(n, c)
-        vy = ((row.repeat_interleave(c) + nby[b].reshape(n * c, -1).gather(1, idx_nb)[:, 0].double()) / grid).reshape(n, c)
-        mx = (x + vx[ri1, ri2].reshape(n, max_len).sum(1)) / (1 + max_len)
-        my = (y + vy[ri1, ri2].reshape(n, max_len).sum(1)) / (1 + max_len)
-        result.append(torch.stack([mx, my], -1))
-    return torch.stack(result).numpy()
 
 
 CASES = [("resnet18", 256), ("resnet50", 128), ("resnet101", 128), ("mobilenet_v2", 128),
@@ -71,8 +49,8 @@ def test_forward_and_decode_parity(backbone, size, wflw_crops, shared_data):
 
     neighbors = neighbor_indices(read_meanface(shared_data / "pipnet_repo_assets/data/WFLW/meanface.txt"), 10)
     ours, _ = decode_landmarks(out, neighbors, net_stride=32, input_size=size)
-    theirs = torch_decode(ref, neighbors, 32, size)
-    np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-5)
+    theirs, _ = reference_decoder(neighbors, 32, size)(ref)
+    np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), atol=1e-5)
 
     back = to_torch_state_dict(variables, model)
     sd = net.state_dict()

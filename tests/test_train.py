@@ -89,8 +89,8 @@ def test_one_step_float32_loss_gradients_and_statistics(batch):
     assert_trees_close(state.batch_stats, expected["batch_stats"], atol=1e-5)
     worst = gradient_error(model, state, ref_state, ref_grads)
     print(f"float32 gradients: worst relative error {worst:.1e}")
-    # float32 rounding grows through the 18 layers of backward (seen: 1.6e-3; float64: 7e-8)
-    assert worst <= 5e-3
+    # float32 rounding grows through the 18 layers of backward (seen: 8.8e-4; float64: 7e-8)
+    assert worst <= 2e-3
 
 
 def test_one_adam_step_matches_torch_float64(batch):

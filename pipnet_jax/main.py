@@ -1,0 +1,113 @@
+"""Command line: python -m pipnet_jax.main --config configs/synthetic.py [--mode ...].
+
+Modes here: `demo` (the default until training lands: a randomly initialised PIPNet on a
+generated face, forward + decode, with a parity report against the PyTorch reference) and
+`bench` (JAX vs the PyTorch reference, pipnet_jax.bench). Config fields are overridable as
+--config.model.backbone=resnet50."""
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+MODES = ("demo", "bench")
+_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", "workdirs/default", "output folder")
+_MODE = flags.DEFINE_enum("mode", "demo", MODES, "what to run")
+
+
+def run_demo(config, workdir: str) -> dict:
+    """Forward + decode of a random model on a generated face; returns the parity report."""
+    import cv2
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from pipnet_jax.data.synthetic import generate_face
+    from pipnet_jax.decode import decode_landmarks
+    from pipnet_jax.images import normalize_images
+    from pipnet_jax.landmarks import get_landmark_set
+    from pipnet_jax.meanface import compute_meanface, neighbor_indices
+    from pipnet_jax.models import PIPNet
+
+    size = config.model.input_size
+    landmark_set = get_landmark_set(config.data.dataset)
+    rng = np.random.default_rng(config.seed)
+    faces = [generate_face(rng, (size, size)) for _ in range(8)]
+    meanface = compute_meanface(np.stack([f[1] / size for f in faces]))
+    neighbors = neighbor_indices(meanface, config.model.num_neighbors)
+    image_bgr = faces[0][0]
+    images = np.asarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))[None]
+
+    model = PIPNet(landmark_set.num_points, config.model.backbone, config.model.num_neighbors,
+                   config.model.net_stride)
+    x = normalize_images(images)
+    variables = model.init(jax.random.PRNGKey(config.seed), x)
+    forward = jax.jit(lambda v, im: decode_landmarks(model.apply(v, im), neighbors,
+                                                     config.model.net_stride, size))
+    (landmarks, confidence) = forward(variables, x)
+    landmarks = np.asarray(landmarks[0])
+    report = {"backbone": config.model.backbone, "num_landmarks": landmark_set.num_points,
+              "mean_confidence": float(np.mean(confidence))}
+    report.update(torch_parity(model, variables, np.asarray(x), neighbors, config, landmarks))
+
+    os.makedirs(workdir, exist_ok=True)
+    canvas = image_bgr.copy()
+    for px, py in landmarks * size:
+        cv2.circle(canvas, (int(round(px)), int(round(py))), 2, (0, 0, 255), -1)
+    path = os.path.join(workdir, "demo_prediction.png")
+    cv2.imwrite(path, canvas)
+    report["picture"] = path
+    return report
+
+
+def torch_parity(model, variables, images, neighbors, config, landmarks) -> dict:
+    """Runs the same weights in the PyTorch reference; {} with a note when torch is absent."""
+    try:
+        import torch
+    except ImportError:
+        return {"torch_parity": "skipped: torch is not installed (pip install -r requirements-dev.txt)"}
+    import numpy as np
+
+    from pipnet_jax.reference_torch import reference_decoder
+    from pipnet_jax.reference_torch import PIPNetTorch
+    from pipnet_jax.torch_port import to_torch_state_dict
+
+    net = PIPNetTorch(model.num_landmarks, model.backbone, model.num_neighbors, model.net_stride)
+    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in to_torch_state_dict(variables, model).items()})
+    net.eval()
+    with torch.no_grad():
+        outputs = net(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()))
+        ref, _ = reference_decoder(neighbors, model.net_stride, config.model.input_size)(outputs)
+    import jax.numpy as jnp
+    ours = model.apply(variables, jnp.asarray(images))
+    errors = {}
+    for name, r in zip(("score", "offset_x", "offset_y", "neighbor_x", "neighbor_y"), outputs):
+        r = r.numpy().transpose(0, 2, 3, 1)
+        errors[f"max_rel_error_{name}"] = float(np.abs(np.asarray(getattr(ours, name)) - r).max() / np.abs(r).max())
+    errors["max_landmark_error"] = float(np.abs(ref.numpy()[0] - landmarks).max())
+    return errors
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = _CONFIG.value
+    if config is None:
+        raise app.UsageError("--config is required, e.g. --config configs/synthetic.py")
+    if _MODE.value == "bench":
+        from pipnet_jax import bench
+        batch = ",".join(str(b) for b in config.bench.batch_sizes)
+        args = ["bench", f"--backbone={config.model.backbone}", f"--image_size={config.model.input_size}",
+                f"--batch_sizes={batch}"] + ([f"--repeats={config.bench.repeats}"] if config.bench.repeats else [])
+        bench.main(args)
+        return
+    report = run_demo(config, _WORKDIR.value)
+    width = max(len(k) for k in report)
+    print("PIPNet demo: random weights, generated face, forward + decode")
+    for key, value in report.items():
+        print(f"  {key:<{width}}  {value:.3g}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))
