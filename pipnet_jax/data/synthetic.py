@@ -1,0 +1,556 @@
+"""Procedural faces in the raw WFLW format: the project's embedded default data set.
+
+A face is a parametric 98-point WFLW shape (identity, expression, pose on a cylinder head)
+drawn with a few anti-aliased cv2 fills over a cluttered background, then degraded (lighting,
+occluders, blur, noise). The files follow WFLW's layout byte for byte, so every WFLW code path
+(parser, crop rule, TFDS builder, evaluation subsets) runs on them unchanged:
+
+  root/WFLW_images/synthetic/{train,test}_NNNNN.jpg
+  root/WFLW_annotations/list_98pt_rect_attr_train_test/list_98pt_rect_attr_{train,test}.txt
+
+Canonical units are those of PIPNet's WFLW crop frame (spec 11.2; the neutral shape is close to
+the released WFLW meanface) shifted so that the origin is the centre of the eye line: jaw at
+x = +-0.42, brows at y ~ -0.09, chin at y ~ 0.52, crop centre at (0, 0.1).
+
+No TensorFlow or JAX here: worker processes start fast, and the generator runs anywhere.
+"""
+import argparse
+import colorsys
+import json
+import math
+import multiprocessing
+import os
+import pathlib
+from statistics import NormalDist
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+VERSION = 1  # bump when the generator's output changes: existing data sets then get rewritten
+NUM_LANDMARKS = 98
+ATTRIBUTES = ("pose", "expression", "illumination", "make-up", "occlusion", "blur")
+SPLITS = ("train", "test")
+IMAGE_SUBDIR = "synthetic"
+ANNOTATION_DIR = "WFLW_annotations/list_98pt_rect_attr_train_test"
+INFO_FILE = "synthetic_info.json"
+JPEG_QUALITY = 95
+OCCLUDED_POINTS_FOR_FLAG = 3  # an occluder that hides fewer landmarks does not count
+
+# WFLW flip permutation (spec 10.1), kept here rather than imported from pipnet_jax.landmarks,
+# which imports JAX: data workers should not pay for that.
+WFLW_FLIP = np.array([int(v) for v in (
+    "32 31 30 29 28 27 26 25 24 23 22 21 20 19 18 17 16 15 14 13 12 11 10 9 8 7 6 5 4 3 2 1 0 "
+    "46 45 44 43 42 50 49 48 47 37 36 35 34 33 41 40 39 38 51 52 53 54 59 58 57 56 55 "
+    "72 71 70 69 68 75 74 73 64 63 62 61 60 67 66 65 82 81 80 79 78 77 76 87 86 85 84 83 "
+    "92 91 90 89 88 95 94 93 97 96").split()])
+
+# Points built explicitly; the rest are their mirror images, so the neutral face is exactly
+# symmetric under the flip table by construction.
+_LEFT = np.r_[0:16, 33:42, 55, 56, 60:68, 76, 77, 78, 86, 87, 88, 89, 95, 96]
+_CENTRE = np.array([16, 51, 52, 53, 54, 57, 79, 85, 90, 94])
+
+# Neutral identity and expression (values read off the WFLW meanface).
+_NEUTRAL = dict(
+    jaw_w=0.416, jaw_top=-0.01, chin=0.505, jaw_n=2.2,
+    brow_out_x=-0.315, brow_in_x=-0.083, brow_out_y=-0.049, brow_in_y=-0.0615,
+    brow_arch=0.022, brow_th=0.03,
+    eye_x=-0.18, eye_y=0.009, eye_hw=0.077, eye_tilt=0.002, eye_up=0.025, eye_lo=0.015,
+    nose_len=0.212, nose_w=0.093,
+    mouth_y=0.295, mouth_w=0.16, mouth_curve=0.012, lip_up=0.02, lip_lo=0.039,
+    mouth_open=0.0, smile=0.0, brow_raise=0.0, eye_closure=0.0, gaze_x=0.0, gaze_y=0.0,
+)
+
+# Protrusion above the head cylinder: yaw moves the nose tip more than the eyes.
+_DEPTH = np.zeros(NUM_LANDMARKS)
+_DEPTH[33:51] = 0.02
+_DEPTH[51:55] = [0.03, 0.06, 0.09, 0.13]
+_DEPTH[55:60] = [0.04, 0.07, 0.09, 0.07, 0.04]
+_DEPTH[60:76] = -0.01
+_DEPTH[76:96] = 0.03
+_DEPTH[[76, 82]] = 0.0
+_JAW = np.zeros(NUM_LANDMARKS, bool)
+_JAW[0:33] = True
+_JAW_STEPS = np.r_[0.0, np.cumsum(1 + 0.27 * np.arange(16) / 15)]
+_JAW_STEPS /= _JAW_STEPS[-1]
+_PIVOT = np.array([0.0, 0.1])  # centre of the PIPNet crop: rotation and placement pivot
+
+_GAUSS = np.array([NormalDist().inv_cdf((i + 0.5) / 256) for i in range(256)], np.float32)
+SHIFT = 4  # cv2 fractional bits: sub-pixel accurate, anti-aliased drawing
+_ONE = 1 << SHIFT
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------
+
+def _shape(p):
+    """98 canonical-unit points for a parameter dict (identity + expression), before pose."""
+    s = np.zeros((NUM_LANDMARKS, 2))
+    # Jaw: superellipse from the left jaw top to the chin, resampled by arc length with steps
+    # growing 27% towards the chin, as in the WFLW meanface. An open mouth drops the chin.
+    th = np.linspace(0.0, np.pi / 2, 256)
+    e = 2.0 / p["jaw_n"]
+    x = -p["jaw_w"] * np.cos(th) ** e
+    y = p["jaw_top"] + (p["chin"] + 0.7 * p["mouth_open"] - p["jaw_top"]) * np.sin(th) ** e
+    arc = np.r_[0.0, np.cumsum(np.hypot(np.diff(x), np.diff(y)))]
+    t = arc[-1] * _JAW_STEPS
+    s[0:17] = np.stack([np.interp(t, arc, x), np.interp(t, arc, y)], 1)
+
+    # Left brow: upper arc outer tip -> inner end (33-37), lower arc back (38-41).
+    t = np.linspace(0.0, 1.0, 5)
+    bx = p["brow_out_x"] + t * (p["brow_in_x"] - p["brow_out_x"])
+    by = (p["brow_out_y"] + t * (p["brow_in_y"] - p["brow_out_y"]) - p["brow_raise"]
+          - (p["brow_arch"] + 0.5 * p["brow_raise"]) * np.sin(np.pi * t) ** 0.6)
+    half = 0.5 * p["brow_th"]
+    s[33:38] = np.stack([bx, by - half * (t > 0)], 1)  # the outer tip is a single point
+    s[38:42] = np.stack([bx[:0:-1], by[:0:-1] + half], 1)
+
+    # Left eye: 60 outer corner, 61-63 upper lid, 64 inner corner, 65-67 lower lid back.
+    ex = p["eye_x"] - p["eye_hw"] + 2 * p["eye_hw"] * t
+    base = p["eye_y"] - p["eye_tilt"] + 2 * p["eye_tilt"] * t
+    lid = (1 - (2 * t - 1) ** 2) ** 0.8 * (1 - p["eye_closure"])
+    up, lo = base - p["eye_up"] * lid, base + p["eye_lo"] * lid
+    s[60:65] = np.stack([ex, up], 1)
+    s[65:68] = np.stack([ex[3:0:-1], lo[3:0:-1]], 1)
+    s[96] = [p["eye_x"], 0.5 * (up[2] + lo[2])]
+
+    # Nose: bridge 51-54 down the midline, bottom 55-57 (left half).
+    n = p["nose_len"]
+    s[51:55] = np.stack([np.zeros(4), np.linspace(0.0, 0.8 * n, 4)], 1)
+    s[55:58] = [[-p["nose_w"], 0.935 * n], [-0.5 * p["nose_w"], 0.97 * n], [0.0, n]]
+
+    # Mouth as functions of u in [-1, 1] across it: the lip seam bends up at the corners
+    # with a smile, the opening is zero at the inner corners (u = +-0.93).
+    sm, mw = p["smile"], p["mouth_w"] * (1 + 2 * p["smile"])
+    seam = lambda u: p["mouth_y"] + p["mouth_curve"] * (1 - u * u) - sm * u * u
+    gap = lambda u: 0.5 * p["mouth_open"] * np.clip(1 - (u / 0.93) ** 2, 0, 1) ** 0.6
+    u = np.array([-1.0, -0.625, -0.175, 0.0])  # outer upper: 76 corner .. 79 middle
+    s[[76, 77, 78, 79]] = np.stack(
+        [mw * u, seam(u) - gap(u) - p["lip_up"] * np.sqrt(1 - u * u)], 1)
+    u = np.array([0.0, -0.39, -0.74])  # outer lower: 85 middle, 86, 87
+    s[[85, 86, 87]] = np.stack([mw * u, seam(u) + gap(u) + p["lip_lo"] * np.sqrt(1 - u * u)], 1)
+    u = np.array([-0.93, -0.47, 0.0])  # inner upper: 88 corner, 89, 90 middle
+    s[[88, 89, 90]] = np.stack([mw * u, seam(u) - gap(u)], 1)
+    u = np.array([0.0, -0.48])  # inner lower: 94 middle, 95
+    s[[94, 95]] = np.stack([mw * u, seam(u) + gap(u)], 1)
+
+    s[_CENTRE, 0] = 0.0
+    s[WFLW_FLIP[_LEFT]] = s[_LEFT] * [-1.0, 1.0]
+    # Gaze moves both pupils the same way (so it is not mirrored with the rest).
+    s[96:98] += [p["gaze_x"] * 0.45 * p["eye_hw"],
+                 p["gaze_y"] * 0.3 * (p["eye_up"] + p["eye_lo"]) * (1 - p["eye_closure"])]
+    return s
+
+
+def _pose(points, depth, contour, yaw, pitch, roll, radius):
+    """Rotates canonical points on a vertical-cylinder head and projects orthographically.
+
+    Yaw turns each point about the cylinder axis; contour points stop at the silhouette
+    (+-90 degrees), as annotators put the far jaw line on the visible face boundary. Pitch
+    tilts about the crop centre, roll rotates in the image plane. Angles in radians; zero
+    pose is the identity.
+    """
+    x, y = points[:, 0], points[:, 1]
+    r = np.maximum(radius, np.abs(x)) + depth
+    phi = np.arcsin(np.clip(x / r, -1.0, 1.0)) + yaw
+    phi = np.where(contour, np.clip(phi, -np.pi / 2, np.pi / 2), phi)
+    x = r * np.sin(phi)
+    z = r * np.cos(phi) - radius  # relative to the face front, so pitch keeps the face in place
+    y = (y - _PIVOT[1]) * np.cos(pitch) - z * np.sin(pitch)
+    c, s = np.cos(roll), np.sin(roll)
+    return np.stack([c * x - s * y, s * x + c * y], 1) + _PIVOT
+
+
+def _radius(p):
+    return 1.08 * p["jaw_w"]  # head cylinder slightly wider than the jaw top: the ears' plane
+
+
+def face_shape(yaw=0.0, pitch=0.0, roll=0.0, mouth_open=0.0, smile=0.0, brow_raise=0.0,
+               eye_closure=0.0, gaze=(0.0, 0.0)):
+    """The average identity's 98 WFLW points in canonical units -> (98, 2) float64.
+
+    Angles in degrees; mouth_open, smile and brow_raise in canonical units (a wide-open mouth
+    is ~0.2), eye_closure in [0, 1], gaze in [-1, 1]^2. Mirroring x and re-indexing with
+    WFLW_FLIP gives the face with yaw, roll and gaze[0] negated: the geometry is consistent
+    with the flip augmentation.
+    """
+    p = dict(_NEUTRAL, mouth_open=mouth_open, smile=smile, brow_raise=brow_raise,
+             eye_closure=eye_closure, gaze_x=gaze[0], gaze_y=gaze[1])
+    return _pose(_shape(p), _DEPTH, _JAW, *np.radians([yaw, pitch, roll]), _radius(p))
+
+
+def canonical_shape():
+    """The neutral frontal face (98, 2) in canonical units; exactly symmetric under WFLW_FLIP."""
+    return face_shape()
+
+
+def _sample_shape_params(rng):
+    """Random identity (proportions) and expression around the neutral face."""
+    u = rng.uniform
+    p = dict(_NEUTRAL)
+    for key, rel in (("jaw_w", .08), ("chin", .08), ("eye_x", .07), ("eye_hw", .12),
+                     ("eye_up", .25), ("eye_lo", .25), ("nose_len", .12), ("nose_w", .15),
+                     ("mouth_y", .06), ("mouth_w", .12), ("lip_up", .35), ("lip_lo", .35),
+                     ("brow_arch", .4), ("brow_th", .35)):
+        p[key] *= 1 + rel * u(-1, 1)
+    p["jaw_n"] = u(1.9, 2.7)  # round to square jaw
+    p["jaw_top"] += u(-0.02, 0.02)
+    dy = u(-0.015, 0.015)
+    p["brow_out_y"] += dy + u(-0.01, 0.01)
+    p["brow_in_y"] += dy
+    p["brow_in_x"] += u(-0.015, 0.015)
+    p["brow_out_x"] += u(-0.02, 0.02)
+    p["eye_y"] += u(-0.01, 0.01)
+    p["eye_tilt"] = u(-0.006, 0.012)
+    p["mouth_curve"] = u(0.0, 0.02)
+    if u() < 0.3:  # exaggerated expression (WFLW's "expression" subset)
+        p["mouth_open"] = u(0.06, 0.24) if u() < 0.7 else u(0.0, 0.04)
+        p["smile"] = u(0.0, 0.05)
+        p["brow_raise"] = u(0.0, 0.05) if u() < 0.5 else 0.0
+    else:
+        p["mouth_open"] = 0.0 if u() < 0.6 else u(0.0, 0.04)
+        p["smile"] = u(-0.01, 0.02)
+        p["brow_raise"] = u(-0.01, 0.015)
+    p["eye_closure"] = u(0.6, 1.0) if u() < 0.08 else u(0.0, 0.3)
+    p["gaze_x"], p["gaze_y"] = u(-0.7, 0.7, 2)
+    return p
+
+
+def _sample_pose(rng):
+    """(yaw, pitch, roll) in degrees: mostly near frontal, with a large-pose tail."""
+    yaw = rng.uniform(-65, 65) if rng.uniform() < 0.25 else np.clip(rng.normal(0, 15), -65, 65)
+    pitch = np.clip(rng.normal(0, 8), -25, 25)
+    roll = rng.uniform(-50, 50) if rng.uniform() < 0.2 else np.clip(rng.normal(0, 10), -50, 50)
+    return float(yaw), float(pitch), float(roll)
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing
+# --------------------------------------------------------------------------------------------
+
+def _p(points):
+    return np.round(np.asarray(points) * _ONE).astype(np.int32)
+
+
+def _fill(img, points, colour):
+    cv2.fillPoly(img, [_p(points)], colour, cv2.LINE_AA, SHIFT)
+
+
+def _line(img, points, colour, thickness, closed=False):
+    cv2.polylines(img, [_p(points)], closed, colour, max(1, int(round(thickness))),
+                  cv2.LINE_AA, SHIFT)
+
+
+def _ellipse(centre, axes, angle, n=24):
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    c, s = np.cos(angle), np.sin(angle)
+    x, y = axes[0] * np.cos(t), axes[1] * np.sin(t)
+    return np.stack([c * x - s * y, s * x + c * y], 1) + centre
+
+
+def _inside_convex(points, poly):
+    """Which points lie inside a convex polygon (either orientation) -> bool (N,)."""
+    edge = np.roll(poly, -1, 0) - poly
+    rel = points[:, None, :] - poly[None]
+    cross = edge[None, :, 0] * rel[..., 1] - edge[None, :, 1] * rel[..., 0]
+    return np.all(cross >= 0, 1) | np.all(cross <= 0, 1)
+
+
+def _bgr(h, s, v):
+    r, g, b = colorsys.hsv_to_rgb(h % 1.0, s, v)
+    return (255.0 * b, 255.0 * g, 255.0 * r)
+
+
+def _mul(colour, f):
+    return tuple(min(255.0, c * f) for c in colour)
+
+
+def _skin_colour(rng):
+    # Mostly skin tones, but any hue at times: colour alone must not identify the face.
+    if rng.uniform() < 0.75:
+        return _bgr(rng.uniform(0.02, 0.1), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.95))
+    return _bgr(rng.uniform(), rng.uniform(0.0, 0.6), rng.uniform(0.25, 0.95))
+
+
+def _any_colour(rng, skin):
+    if rng.uniform() < 0.2:  # skin-like distractors in the background and on occluders
+        return tuple(float(np.clip(c * rng.uniform(0.8, 1.2), 0, 255)) for c in skin)
+    return _bgr(rng.uniform(), rng.uniform(), rng.uniform(0.05, 1.0))
+
+
+def _background(rng, h, w, skin):
+    """Two-colour gradient + low-frequency texture + random shapes."""
+    # Built on a k x k grid and upsampled: the gradient is linear (kept exactly by the
+    # interpolation) and the texture smooth, so full-resolution float work would be wasted.
+    c1 = np.array(_any_colour(rng, skin), np.float32)
+    c2 = np.array(_any_colour(rng, skin), np.float32)
+    a = rng.uniform(0, 2 * np.pi)
+    k = int(rng.integers(3, 12))
+    grid = np.linspace(0.0, 1.0, k, dtype=np.float32)
+    t = math.cos(a) * grid[None] + math.sin(a) * grid[:, None]
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    small = c1 + t[..., None] * (c2 - c1) + rng.uniform(-1, 1, (k, k, 3)) * rng.uniform(0, 50)
+    img = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (w, h),
+                     interpolation=cv2.INTER_CUBIC)
+    for _ in range(int(rng.integers(2, 12))):
+        colour = _any_colour(rng, skin)
+        thick = -1 if rng.uniform() < 0.6 else int(rng.integers(1, 6))
+        c = rng.uniform(0, 1, 2) * [w, h]
+        r = rng.uniform(0.05, 0.5) * min(h, w)
+        kind = rng.integers(4)
+        if kind == 0:
+            d = rng.uniform(0.3, 1.0, 2) * r
+            cv2.rectangle(img, tuple(_p(c - d)), tuple(_p(c + d)), colour, thick,
+                          cv2.LINE_AA, SHIFT)
+        elif kind == 1:
+            poly = _ellipse(c, rng.uniform(0.2, 1.0, 2) * r, rng.uniform(0, np.pi))
+            (_fill(img, poly, colour) if thick < 0 else _line(img, poly, colour, thick, True))
+        elif kind == 2:
+            _line(img, [c, c + rng.uniform(-1, 1, 2) * 2 * r], colour, max(thick, 1) * 2)
+        else:
+            _fill(img, c + rng.uniform(-1, 1, (int(rng.integers(3, 7)), 2)) * r, colour)
+    return img
+
+
+def _shade(img, outline, strength, width):
+    """Darkens the face towards its boundary (a smooth rim `width` pixels wide), so the jaw
+    line shows even when the background has the skin's colour."""
+    h, w = img.shape[:2]
+    x0, y0 = np.maximum(np.floor(outline.min(0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(outline.max(0)).astype(int) + 3, [w, h])
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return
+    roi = img[y0:y1, x0:x1]
+    mask = np.zeros(roi.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [_p(outline - [x0, y0])], 255, cv2.LINE_AA, SHIFT)
+    inner = np.minimum(cv2.distanceTransform(mask, cv2.DIST_L2, 3) / np.float32(width), 1)
+    dark = np.float32(strength) * (mask > 0) * (1 - inner) ** 2
+    roi[:] = (roi * (1 - dark)[..., None]).astype(np.uint8)
+
+
+def _draw_eye(img, lid, pupil, sclera, iris):
+    """Sclera and iris clipped to the eye opening (drawn in a small ROI, then masked)."""
+    h, w = img.shape[:2]
+    x0, y0 = np.maximum(np.floor(lid.min(0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(lid.max(0)).astype(int) + 2, [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return
+    roi = img[y0:y1, x0:x1]
+    off = np.array([x0, y0])
+    mask = np.zeros(roi.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [_p(lid - off)], 255, cv2.LINE_AA, SHIFT)
+    eye = np.empty_like(roi)
+    eye[:] = sclera
+    r = 0.21 * np.linalg.norm(lid[0] - lid[4])  # iris diameter ~ 0.42 eye width
+    c = tuple(_p(pupil - off))
+    cv2.circle(eye, c, int(r * _ONE), iris, -1, cv2.LINE_AA, SHIFT)
+    cv2.circle(eye, c, int(0.45 * r * _ONE), (20, 20, 20), -1, cv2.LINE_AA, SHIFT)
+    cv2.circle(eye, tuple(_p(pupil - off - 0.3 * r)), int(0.18 * r * _ONE), (250, 250, 250),
+               -1, cv2.LINE_AA, SHIFT)
+    a = mask[..., None].astype(np.float32) / 255.0
+    roi[:] = (roi * (1 - a) + eye * a).astype(np.uint8)
+
+
+def _occluders(rng, img, lm, scale, skin):
+    """Draws 0-2 random occluders over the face -> mask of the landmarks they hide."""
+    covered = np.zeros(len(lm), bool)
+    n = 0 if rng.uniform() > 0.35 else (1 if rng.uniform() < 0.75 else 2)
+    for _ in range(n):
+        kind = rng.choice(5, p=[0.25, 0.25, 0.25, 0.1, 0.15])
+        anchor = lm[rng.integers(len(lm))] + rng.normal(0, 0.05 * scale, 2)
+        size = rng.uniform(0.12, 0.45) * scale
+        angle = rng.uniform(0, np.pi)
+        colour = _any_colour(rng, skin)
+        if kind == 0:  # box
+            polys = [_ellipse(anchor, rng.uniform(0.4, 1.0, 2) * size, angle, n=4)]
+        elif kind == 1:  # round object
+            polys = [_ellipse(anchor, (size, size * rng.uniform(0.4, 1.0)), angle)]
+        elif kind == 2:  # hand: palm + four fingers, usually skin-coloured
+            if rng.uniform() < 0.8:
+                colour = _mul(_skin_colour(rng), rng.uniform(0.8, 1.1))
+            d = np.array([np.cos(angle), np.sin(angle)])  # finger direction
+            side = np.array([-d[1], d[0]])
+            polys = [_ellipse(anchor, (0.5 * size, 0.42 * size), angle)]
+            for i in range(4):
+                base = anchor + 0.35 * size * d + (i - 1.5) * 0.22 * size * side
+                length = size * rng.uniform(0.5, 0.9)
+                polys.append(_ellipse(base + 0.5 * length * d, (0.5 * length, 0.1 * size),
+                                      angle, n=10))
+        elif kind == 3:  # sunglasses
+            colour = _mul(colour, 0.3)
+            eye_w = np.linalg.norm(lm[60] - lm[64]) + np.linalg.norm(lm[68] - lm[72])
+            a = math.atan2(*(lm[72] - lm[60])[::-1])
+            polys = [_ellipse(lm[i:i + 8].mean(0), (0.5 * eye_w, 0.35 * eye_w), a)
+                     for i in (60, 68)]
+            _line(img, [polys[0][0], polys[1][12]], colour, 0.015 * scale)
+        else:  # bar: microphone, strand, stick across the face
+            polys = [_ellipse(anchor, (size * rng.uniform(1.2, 2.5), 0.04 * scale
+                                       * rng.uniform(1, 3)), angle, n=4)]
+        for poly in polys:
+            _fill(img, poly, colour)
+            covered |= _inside_convex(lm, poly)
+    return covered
+
+
+def _render(rng, size, p, lm, to_px, scale):
+    """Draws the face whose landmarks are lm (pixels) -> (BGR image, attribute flags)."""
+    h, w = size
+    skin = _skin_colour(rng)
+    img = _background(rng, h, w, skin)
+    u = rng.uniform
+
+    # Shoulders and neck, then hair: everything behind the face.
+    if u() < 0.85:
+        clothes = [[-0.3, 0.75], [0.3, 0.75], [1.1, 1.0], [1.3, 2.2], [-1.3, 2.2], [-1.1, 1.0]]
+        _fill(img, to_px(np.array(clothes), -0.1), _any_colour(rng, skin))
+    nw = u(0.18, 0.26)
+    neck = np.array([[-nw, 0.2], [nw, 0.2], [1.15 * nw, 1.3], [-1.15 * nw, 1.3]])
+    _fill(img, to_px(neck, -0.1), _mul(skin, 0.75))
+    hair = _bgr(u(0.02, 0.12), u(0.2, 0.8), u(0.05, 0.8)) if u() < 0.85 else _any_colour(rng, skin)
+    jw, jt, fh = p["jaw_w"], p["jaw_top"], u(0.36, 0.5)
+    th = np.linspace(0, np.pi, 25)
+    if u() < 0.8:
+        ax, ay, bottom = jw * u(1.04, 1.2), fh * u(1.05, 1.25), u(-0.05, 0.8)
+        top = np.stack([ax * np.cos(th), jt - 0.02 - ay * np.sin(th)], 1)
+        _fill(img, to_px(np.r_[[[ax, bottom]], top, [[-ax, bottom]]]), hair)
+
+    # Face: jaw contour closed over the forehead, with a darker rim.
+    forehead = np.stack([jw * np.cos(th[1:-1]), jt - fh * np.sin(th[1:-1])], 1)
+    outline = np.r_[lm[0:33], to_px(forehead)]
+    _fill(img, outline, skin)
+    _shade(img, outline, u(0.15, 0.45), 0.12 * scale)
+
+    # Make-up: lipstick and/or eye shadow with thick eyeliner.
+    makeup = u() < 0.15
+    shadow = makeup and u() < 0.7
+    lipstick = makeup and (not shadow or u() < 0.7)
+    brow = _mul(hair, u(0.3, 0.9))
+    _fill(img, lm[33:42], brow)
+    _fill(img, lm[42:51], brow)
+    upper = (lm[60:65], lm[68:73])
+    if shadow:
+        colour = _bgr(u(), u(0.5, 1.0), u(0.3, 0.9))
+        for lid, brow_pts in zip(upper, (lm[[33, 41, 40, 39, 38]], lm[[50, 49, 48, 47, 46]])):
+            _fill(img, np.r_[lid, (lid + 0.55 * (brow_pts - lid))[::-1]], colour)
+
+    # Eyes: sclera + iris in the lid polygon, lash line on the upper lid.
+    sclera = _bgr(u(0.05, 0.2), u(0.0, 0.15), u(0.7, 1.0))
+    iris = _bgr(u(0.05, 0.6), u(0.3, 0.9), u(0.15, 0.6))
+    lash = _mul(hair, 0.3) if u() < 0.5 else (20.0, 20.0, 25.0)
+    for lid, lower, pupil in ((lm[60:68], lm[[64, 65, 66, 67, 60]], lm[96]),
+                              (lm[68:76], lm[[72, 73, 74, 75, 68]], lm[97])):
+        _draw_eye(img, lid, pupil, sclera, iris)
+        _line(img, lid[:5], (15.0, 15.0, 15.0) if shadow else lash,
+              (0.03 if shadow else 0.012) * scale)
+        _line(img, lower, _mul(skin, 0.6), 0.006 * scale)
+
+    # Nose: a shaded bridge, the nose bottom line and nostrils.
+    side = np.array([u(-1, 1) * 0.03 * scale, 0.0])
+    _line(img, lm[51:55] + side, _mul(skin, 0.82), 0.02 * scale)
+    _line(img, lm[55:60], _mul(skin, 0.6), 0.012 * scale)
+    for i in (56, 58):
+        poly = _ellipse(lm[i] - [0, 0.012 * scale], (0.018 * scale, 0.008 * scale),
+                        math.atan2(*(lm[59] - lm[55])[::-1]), n=12)
+        _fill(img, poly, _mul(skin, 0.45))
+
+    # Lips; an open mouth shows a dark inside and teeth.
+    lip = (_bgr(u(0.9, 1.05), u(0.6, 1.0), u(0.3, 0.9)) if lipstick
+           else tuple(c * f for c, f in zip(skin, (u(0.6, 0.85), u(0.55, 0.8), u(0.85, 1.0)))))
+    _fill(img, lm[76:88], lip)
+    gap = np.linalg.norm(lm[94] - lm[90])
+    if gap > 1.0:
+        _fill(img, lm[88:96], _bgr(0.0, u(0.3, 0.8), u(0.05, 0.3)))
+        if gap > 0.03 * scale:
+            t = 0.35 * (lm[[93, 94, 95]] - lm[[91, 90, 89]]) + lm[[91, 90, 89]]
+            _fill(img, np.r_[lm[88:93], t], _bgr(0.12, u(0.0, 0.2), u(0.75, 1.0)))
+    else:
+        _line(img, lm[88:93], _mul(lip, 0.5), 0.008 * scale)
+
+    if u() < 0.08:  # glasses: thin frames, not an occlusion
+        frame = _bgr(u(), u(), u(0.0, 0.6))
+        eye_w = np.linalg.norm(lm[60] - lm[64]) + np.linalg.norm(lm[68] - lm[72])
+        a = math.atan2(*(lm[72] - lm[60])[::-1])
+        lens = [_ellipse(lm[i:i + 8].mean(0), (0.5 * eye_w, 0.36 * eye_w), a) for i in (60, 68)]
+        for poly in lens:
+            _line(img, poly, frame, 0.01 * scale, closed=True)
+        _line(img, [lens[0][0], lens[1][12]], frame, 0.01 * scale)
+
+    covered = _occluders(rng, img, lm, scale, skin)
+
+    # Camera: blur, scene lighting (a linear gradient across the face), colour cast, noise.
+    illumination = False
+    ambient, k = u(0.75, 1.2), u(0.0, 0.35)
+    r = u()
+    if r < 0.2:
+        k, illumination = u(0.6, 1.1), True
+    elif r < 0.27:
+        ambient, illumination = (u(0.3, 0.5) if u() < 0.5 else u(1.45, 1.8)), True
+    blur = u() < 0.22
+    sigma = (u(0.035, 0.08) if blur else u(0.0, 0.015)) * 0.5 * scale  # x inter-ocular dist.
+    a = u(0, 2 * np.pi)
+    if blur and u() < 0.25:  # motion blur: a line kernel
+        n = max(3, int(round(3 * sigma)) | 1)
+        kernel = np.zeros((n, n), np.float32)
+        d = 0.5 * n * np.array([math.cos(a), math.sin(a)])
+        _line(kernel, [n // 2 - d, n // 2 + d], 1.0, 1)
+        img = cv2.filter2D(img, -1, kernel / kernel.sum())
+    elif sigma > 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    cx, cy = to_px(_PIVOT[None])[0]
+    field = (math.cos(a) * (np.arange(w, dtype=np.float32)[None] - np.float32(cx))
+             + math.sin(a) * (np.arange(h, dtype=np.float32)[:, None] - np.float32(cy)))
+    field = np.clip(1 + field * np.float32(k / (0.5 * scale)), 0.05, 2.5) * np.float32(ambient)
+    f = img * field[..., None] * np.asarray(u(0.9, 1.1, 3), np.float32)  # colour cast
+    # Sensor noise: Gaussian via a 256-entry inverse-CDF table (4x faster than normal()).
+    noise = _GAUSS[rng.integers(0, 256, f.shape, dtype=np.uint8)]
+    f += noise * np.float32(u(0.0, 6.0))
+    if u() < 0.08:
+        f[:] = (f @ np.array([0.114, 0.587, 0.299], np.float32))[..., None]
+    img = np.clip(f, 0, 255).astype(np.uint8)
+    return img, dict(illumination=illumination, makeup=makeup, blur=blur,
+                     occlusion=int(covered.sum()) >= OCCLUDED_POINTS_FOR_FLAG)
+
+
+def generate_face(rng, size=(256, 256)):
+    """One random face.
+
+    rng: a numpy Generator; size: (H, W).
+    Returns (image uint8 BGR (H, W, 3), landmarks (98, 2) float64 image pixels,
+    rect (xmin, ymin, xmax, ymax) detector-style face box in pixels, attributes dict
+    {name: 0/1} for ATTRIBUTES).
+    """
+    h, w = size
+    p = _sample_shape_params(rng)
+    yaw, pitch, roll = _sample_pose(rng)
+    angles, radius = np.radians([yaw, pitch, roll]), _radius(p)
+    # scale = pixels per canonical unit = side of PIPNet's crop; faces not always centred.
+    scale = min(h, w) * math.exp(rng.uniform(math.log(0.4), math.log(1.0)))
+    margin = 0.35 * scale
+    centre = np.array([rng.uniform(margin, w - margin) if w > 2 * margin else w / 2,
+                       rng.uniform(margin, h - margin) if h > 2 * margin else h / 2])
+
+    def to_px(points, depth=0.0, contour=True):
+        depth = np.broadcast_to(depth, len(points))
+        return centre + scale * (_pose(points, depth, contour, *angles, radius) - _PIVOT)
+
+    shape = _shape(p) + rng.normal(0.0, 0.004, (NUM_LANDMARKS, 2))  # annotation noise
+    lm = to_px(shape, _DEPTH, _JAW)
+    img, flags = _render(rng, (h, w), p, lm, to_px, scale)
+
+    # Detector-style box: WFLW's rects span the jaw sideways and reach well above the brows
+    # (the released WFLW meanface has brows at y = 0.30 and the chin at 0.915 of the 1.2x
+    # enlarged rect), with detector jitter.
+    (x0, y0), (x1, y1) = lm.min(0), lm.max(0)
+    bw, bh = x1 - x0, y1 - y0
+    rect = (np.array([x0 - 0.02 * bw, y0 - 0.36 * bh, x1 + 0.02 * bw, y1 + 0.01 * bh])
+            + rng.normal(0.0, 0.025, 4) * [bw, bh, bw, bh])
+    attributes = {
+        "pose": int(abs(yaw) > 40 or abs(roll) > 25 or abs(pitch) > 20),
+        "expression": int(p["mouth_open"] > 0.08 or p["smile"] > 0.035),
+        "illumination": int(flags["illumination"]),
+        "make-up": int(flags["makeup"]),
+        "occlusion": int(flags["occlusion"]),
+        "blur": int(flags["blur"]),
+    }
+    return img, lm, tuple(float(v) for v in rect), attributes
