@@ -10,7 +10,7 @@ occluders, blur, noise). The files follow WFLW's layout byte for byte, so every 
 
 Canonical units are those of PIPNet's WFLW crop frame (spec 11.2; the neutral shape is close to
 the released WFLW meanface) shifted so that the origin is the centre of the eye line: jaw at
-x = +-0.42, brows at y ~ -0.09, chin at y ~ 0.52, crop centre at (0, 0.1).
+x = +-0.42, brows at y ~ -0.09, chin at y ~ 0.5, crop centre at (0, 0.1).
 
 No TensorFlow or JAX here: worker processes start fast, and the generator runs anywhere.
 """
@@ -35,6 +35,9 @@ IMAGE_SUBDIR = "synthetic"
 ANNOTATION_DIR = "WFLW_annotations/list_98pt_rect_attr_train_test"
 INFO_FILE = "synthetic_info.json"
 JPEG_QUALITY = 95
+# Rect = landmark box grown by these fractions of its width/height (left, top, right, bottom),
+# tuned so that the mean face of the crops PIPNet takes from it (spec 11.2) matches WFLW's.
+RECT_MARGINS = (-0.01, 0.27, -0.01, -0.01)
 OCCLUDED_POINTS_FOR_FLAG = 3  # an occluder that hides fewer landmarks does not count
 
 # WFLW flip permutation (spec 10.1), kept here rather than imported from pipnet_jax.landmarks,
@@ -242,11 +245,17 @@ def _line(img, points, colour, thickness, closed=False):
                   cv2.LINE_AA, SHIFT)
 
 
-def _ellipse(centre, axes, angle, n=24):
-    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+def _ellipse(centre, axes, angle, n=24, phase=0.0):
+    """n points on a rotated ellipse (a convex polygon)."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False) + phase
     c, s = np.cos(angle), np.sin(angle)
     x, y = axes[0] * np.cos(t), axes[1] * np.sin(t)
     return np.stack([c * x - s * y, s * x + c * y], 1) + centre
+
+
+def _rect(centre, half, angle):
+    """Corners of a rotated rectangle with half-sides `half`."""
+    return _ellipse(centre, np.sqrt(2) * np.asarray(half), angle, n=4, phase=np.pi / 4)
 
 
 def _inside_convex(points, poly):
@@ -363,7 +372,7 @@ def _occluders(rng, img, lm, scale, skin):
         angle = rng.uniform(0, np.pi)
         colour = _any_colour(rng, skin)
         if kind == 0:  # box
-            polys = [_ellipse(anchor, rng.uniform(0.4, 1.0, 2) * size, angle, n=4)]
+            polys = [_rect(anchor, rng.uniform(0.4, 1.0, 2) * size, angle)]
         elif kind == 1:  # round object
             polys = [_ellipse(anchor, (size, size * rng.uniform(0.4, 1.0)), angle)]
         elif kind == 2:  # hand: palm + four fingers, usually skin-coloured
@@ -385,53 +394,76 @@ def _occluders(rng, img, lm, scale, skin):
                      for i in (60, 68)]
             _line(img, [polys[0][0], polys[1][12]], colour, 0.015 * scale)
         else:  # bar: microphone, strand, stick across the face
-            polys = [_ellipse(anchor, (size * rng.uniform(1.2, 2.5), 0.04 * scale
-                                       * rng.uniform(1, 3)), angle, n=4)]
+            polys = [_rect(anchor, (size * rng.uniform(1.2, 2.5),
+                                    0.02 * scale * rng.uniform(1, 3)), angle)]
         for poly in polys:
             _fill(img, poly, colour)
             covered |= _inside_convex(lm, poly)
     return covered
 
 
-def _render(rng, size, p, lm, to_px, scale):
+def _render(rng, size, p, lm, to_px, scale, yaw):
     """Draws the face whose landmarks are lm (pixels) -> (BGR image, attribute flags)."""
     h, w = size
     skin = _skin_colour(rng)
     img = _background(rng, h, w, skin)
     u = rng.uniform
 
-    # Shoulders and neck, then hair: everything behind the face.
+    # Behind the face: shoulders, neck, hair. These hang on the head's axis, so they do not
+    # turn with yaw (turn=False), and neither does the cranium's outline.
     if u() < 0.85:
         clothes = [[-0.3, 0.75], [0.3, 0.75], [1.1, 1.0], [1.3, 2.2], [-1.3, 2.2], [-1.1, 1.0]]
-        _fill(img, to_px(np.array(clothes), -0.1), _any_colour(rng, skin))
+        _fill(img, to_px(np.array(clothes), turn=False), _any_colour(rng, skin))
     nw = u(0.18, 0.26)
     neck = np.array([[-nw, 0.2], [nw, 0.2], [1.15 * nw, 1.3], [-1.15 * nw, 1.3]])
-    _fill(img, to_px(neck, -0.1), _mul(skin, 0.75))
+    _fill(img, to_px(neck, turn=False), _mul(skin, 0.75))
     hair = _bgr(u(0.02, 0.12), u(0.2, 0.8), u(0.05, 0.8)) if u() < 0.85 else _any_colour(rng, skin)
-    jw, jt, fh = p["jaw_w"], p["jaw_top"], u(0.36, 0.5)
+    radius, jt, fh = _radius(p), p["jaw_top"], u(0.36, 0.5)
     th = np.linspace(0, np.pi, 25)
     if u() < 0.8:
-        ax, ay, bottom = jw * u(1.04, 1.2), fh * u(1.05, 1.25), u(-0.05, 0.8)
+        ax, ay, bottom = radius * u(1.0, 1.12), fh * u(1.05, 1.25), u(-0.05, 0.8)
         top = np.stack([ax * np.cos(th), jt - 0.02 - ay * np.sin(th)], 1)
-        _fill(img, to_px(np.r_[[[ax, bottom]], top, [[-ax, bottom]]]), hair)
+        _fill(img, to_px(np.r_[[[ax, bottom]], top, [[-ax, bottom]]], turn=False), hair)
 
-    # Face: jaw contour closed over the forehead, with a darker rim.
-    forehead = np.stack([jw * np.cos(th[1:-1]), jt - fh * np.sin(th[1:-1])], 1)
-    outline = np.r_[lm[0:33], to_px(forehead)]
-    _fill(img, outline, skin)
-    _shade(img, outline, u(0.15, 0.45), 0.12 * scale)
+    # Ears on the cylinder's sides: behind the face unless turned towards the camera.
+    ears = []
+    for side in (-1.0, 1.0):
+        facing = math.cos(side * np.pi / 2 + yaw)
+        c = to_px(np.array([[side * radius, 0.07]]), 0.01, False)[0]
+        axes = np.array([0.03 + 0.03 * abs(facing), 0.065]) * scale
+        poly = _ellipse(c, axes, math.atan2(*(lm[32] - lm[0])[::-1]), n=16)
+        ears.append((facing > 0.2, poly))
+    ear = _mul(skin, 0.85)
+    for visible, poly in ears:
+        if not visible:
+            _fill(img, poly, ear)
 
-    # Make-up: lipstick and/or eye shadow with thick eyeliner.
-    makeup = u() < 0.15
-    shadow = makeup and u() < 0.7
-    lipstick = makeup and (not shadow or u() < 0.7)
+    # Head: the hull of the jaw line, the cranium and the nose and lips, which stick out of
+    # the cheek line in profile; a darker rim towards its boundary.
+    cranium = to_px(np.stack([radius * np.cos(th), jt - fh * np.sin(th)], 1), turn=False)
+    head = np.r_[lm[0:33], lm[51:60], lm[76:88], cranium].astype(np.float32)
+    head = cv2.convexHull(head).reshape(-1, 2).astype(np.float64)
+    _fill(img, head, skin)
+    _shade(img, head, u(0.15, 0.45), 0.12 * scale)
+    # A faint jaw-line shadow: the contour stays visible where yaw puts it inside the head.
+    _line(img, lm[0:33], _mul(skin, u(0.75, 0.9)), 0.012 * scale)
+    for visible, poly in ears:
+        if visible:
+            _fill(img, poly, ear)
+            _fill(img, 0.6 * poly + 0.4 * poly.mean(0), _mul(skin, 0.65))
+
     brow = _mul(hair, u(0.3, 0.9))
     _fill(img, lm[33:42], brow)
     _fill(img, lm[42:51], brow)
-    upper = (lm[60:65], lm[68:73])
+
+    # Make-up: lipstick and/or eye shadow (up to 55% of the way to the brow) with eyeliner.
+    makeup = u() < 0.15
+    shadow = makeup and u() < 0.7
+    lipstick = makeup and (not shadow or u() < 0.7)
     if shadow:
         colour = _bgr(u(), u(0.5, 1.0), u(0.3, 0.9))
-        for lid, brow_pts in zip(upper, (lm[[33, 41, 40, 39, 38]], lm[[50, 49, 48, 47, 46]])):
+        for lid, brow_pts in ((lm[60:65], lm[[33, 41, 40, 39, 38]]),
+                              (lm[68:73], lm[[50, 49, 48, 47, 46]])):
             _fill(img, np.r_[lid, (lid + 0.55 * (brow_pts - lid))[::-1]], colour)
 
     # Eyes: sclera + iris in the lid polygon, lash line on the upper lid.
@@ -442,8 +474,8 @@ def _render(rng, size, p, lm, to_px, scale):
                               (lm[68:76], lm[[72, 73, 74, 75, 68]], lm[97])):
         _draw_eye(img, lid, pupil, sclera, iris)
         _line(img, lid[:5], (15.0, 15.0, 15.0) if shadow else lash,
-              (0.03 if shadow else 0.012) * scale)
-        _line(img, lower, _mul(skin, 0.6), 0.006 * scale)
+              (0.025 if shadow else 0.009) * scale)
+        _line(img, lower, _mul(skin, 0.6), 0.005 * scale)
 
     # Nose: a shaded bridge, the nose bottom line and nostrils.
     side = np.array([u(-1, 1) * 0.03 * scale, 0.0])
@@ -488,16 +520,17 @@ def _render(rng, size, p, lm, to_px, scale):
         ambient, illumination = (u(0.3, 0.5) if u() < 0.5 else u(1.45, 1.8)), True
     blur = u() < 0.22
     sigma = (u(0.035, 0.08) if blur else u(0.0, 0.015)) * 0.5 * scale  # x inter-ocular dist.
-    a = u(0, 2 * np.pi)
     if blur and u() < 0.25:  # motion blur: a line kernel
         n = max(3, int(round(3 * sigma)) | 1)
         kernel = np.zeros((n, n), np.float32)
-        d = 0.5 * n * np.array([math.cos(a), math.sin(a)])
+        b = u(0, np.pi)
+        d = 0.5 * n * np.array([math.cos(b), math.sin(b)])
         _line(kernel, [n // 2 - d, n // 2 + d], 1.0, 1)
         img = cv2.filter2D(img, -1, kernel / kernel.sum())
     elif sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
     cx, cy = to_px(_PIVOT[None])[0]
+    a = u(0, 2 * np.pi)  # light direction
     field = (math.cos(a) * (np.arange(w, dtype=np.float32)[None] - np.float32(cx))
              + math.sin(a) * (np.arange(h, dtype=np.float32)[:, None] - np.float32(cy)))
     field = np.clip(1 + field * np.float32(k / (0.5 * scale)), 0.05, 2.5) * np.float32(ambient)
@@ -530,20 +563,27 @@ def generate_face(rng, size=(256, 256)):
     centre = np.array([rng.uniform(margin, w - margin) if w > 2 * margin else w / 2,
                        rng.uniform(margin, h - margin) if h > 2 * margin else h / 2])
 
-    def to_px(points, depth=0.0, contour=True):
-        depth = np.broadcast_to(depth, len(points))
-        return centre + scale * (_pose(points, depth, contour, *angles, radius) - _PIVOT)
-
     shape = _shape(p) + rng.normal(0.0, 0.004, (NUM_LANDMARKS, 2))  # annotation noise
-    lm = to_px(shape, _DEPTH, _JAW)
-    img, flags = _render(rng, (h, w), p, lm, to_px, scale)
+    posed = _pose(shape, _DEPTH, _JAW, *angles, radius)
+    # Yaw swings the face about the head's axis; undo the drift of the landmarks' box centre
+    # so that `centre` places the face whatever its pose.
+    box_centre = lambda pts: 0.5 * (pts.min(0) + pts.max(0))
+    drift = box_centre(posed) - box_centre(shape)
 
-    # Detector-style box: WFLW's rects span the jaw sideways and reach well above the brows
-    # (the released WFLW meanface has brows at y = 0.30 and the chin at 0.915 of the 1.2x
-    # enlarged rect), with detector jitter.
+    def to_px(points, depth=0.0, contour=True, turn=True):
+        """Canonical points -> pixels with this face's pose (turn=False: without the yaw)."""
+        depth = np.broadcast_to(depth, len(points))
+        a = angles if turn else (0.0, *angles[1:])
+        return centre + scale * (_pose(points, depth, contour, *a, radius) - drift - _PIVOT)
+
+    lm = centre + scale * (posed - drift - _PIVOT)
+    img, flags = _render(rng, (h, w), p, lm, to_px, scale, angles[0])
+
+    # Detector-style box (see RECT_MARGINS) with a detector's jitter.
     (x0, y0), (x1, y1) = lm.min(0), lm.max(0)
     bw, bh = x1 - x0, y1 - y0
-    rect = (np.array([x0 - 0.02 * bw, y0 - 0.36 * bh, x1 + 0.02 * bw, y1 + 0.01 * bh])
+    rect = (np.array([x0 - RECT_MARGINS[0] * bw, y0 - RECT_MARGINS[1] * bh,
+                      x1 + RECT_MARGINS[2] * bw, y1 + RECT_MARGINS[3] * bh])
             + rng.normal(0.0, 0.025, 4) * [bw, bh, bw, bh])
     attributes = {
         "pose": int(abs(yaw) > 40 or abs(roll) > 25 or abs(pitch) > 20),
@@ -554,3 +594,166 @@ def generate_face(rng, size=(256, 256)):
         "blur": int(flags["blur"]),
     }
     return img, lm, tuple(float(v) for v in rect), attributes
+
+
+# --------------------------------------------------------------------------------------------
+# Data set files
+# --------------------------------------------------------------------------------------------
+
+def _face_rng(seed, split, index):
+    # One stream per image, independent of worker count and of the other images.
+    return np.random.default_rng([int(seed), SPLITS.index(split), int(index)])
+
+
+def annotation_line(landmarks, rect, attributes, image_path):
+    """One WFLW annotation line: 196 coords, 4 rect values, 6 flags, image path."""
+    numbers = [f"{v:.6f}" for v in np.asarray(landmarks, np.float64).reshape(-1)]
+    numbers += [f"{v:.6f}" for v in rect]
+    flags = [str(int(attributes[name])) for name in ATTRIBUTES]
+    return " ".join(numbers + flags + [image_path])
+
+
+def _atomic_write(path, data: bytes):
+    # Temp name in the same folder, then rename: readers never see a partial file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_face(job):
+    """Worker: renders and writes one image -> (split, annotation line)."""
+    root, split, index, seed, size = job
+    img, lm, rect, attributes = generate_face(_face_rng(seed, split, index), size)
+    rel = f"{IMAGE_SUBDIR}/{split}_{index:05d}.jpg"
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed for {rel}")
+    _atomic_write(pathlib.Path(root) / "WFLW_images" / rel, buf.tobytes())
+    return split, annotation_line(lm, rect, attributes, rel)
+
+
+def _init_worker():
+    cv2.setNumThreads(1)  # one process per core already; cv2's own threads would oversubscribe
+
+
+def annotation_file(root, split):
+    return pathlib.Path(root) / ANNOTATION_DIR / f"list_98pt_rect_attr_{split}.txt"
+
+
+def write_wflw_dataset(root, num_train, num_test, seed=0, image_size=(256, 256), workers=None):
+    """Writes a synthetic data set in WFLW's raw layout under root -> root (a Path).
+
+    Deterministic for (seed, counts, image_size): each image has its own random stream
+    derived from (seed, split, index), so the bytes do not depend on `workers` (processes;
+    default os.cpu_count()). Skips the work when root already holds a complete data set with
+    the same parameters (synthetic_info.json). Every file is written to a temp name and
+    renamed; the annotation files and then synthetic_info.json come last, so an interrupted
+    run never leaves a complete-looking data set.
+    """
+    root = pathlib.Path(root)
+    h, w = (int(v) for v in image_size)
+    if min(num_train, num_test) < 0 or seed < 0 or min(h, w) < 16:
+        raise ValueError(f"need num_train, num_test >= 0, seed >= 0 and an image size of at "
+                         f"least 16x16; got {num_train}, {num_test}, {seed}, {image_size}")
+    info = dict(version=VERSION, seed=int(seed), num_train=int(num_train),
+                num_test=int(num_test), image_size=[h, w])
+    info_path = root / INFO_FILE
+    files = {split: annotation_file(root, split) for split in SPLITS}
+    try:
+        done = json.loads(info_path.read_text()) == info
+    except (OSError, ValueError):
+        done = False
+    if done and all(f.is_file() for f in files.values()):
+        return root
+
+    # Invalidate first: if this run dies, nothing may claim the half-rewritten images.
+    for path in (info_path, *files.values()):
+        path.unlink(missing_ok=True)
+    (root / "WFLW_images" / IMAGE_SUBDIR).mkdir(parents=True, exist_ok=True)
+    (root / ANNOTATION_DIR).mkdir(parents=True, exist_ok=True)
+    jobs = [(str(root), split, i, int(seed), (h, w))
+            for split, n in zip(SPLITS, (num_train, num_test)) for i in range(1, n + 1)]
+    lines = {split: [] for split in SPLITS}
+    workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
+    with tqdm(total=len(jobs), desc=f"synthetic WFLW -> {root}", unit="face") as bar:
+        if workers == 1 or len(jobs) < 2 * workers:
+            results, pool = map(_write_face, jobs), None
+        else:
+            # spawn: safe even if the caller has threads (JAX, TF) running.
+            pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker)
+            chunk = max(1, min(64, len(jobs) // (8 * workers)))  # few round trips, even load
+            results = pool.imap(_write_face, jobs, chunksize=chunk)
+        try:
+            for split, line in results:  # imap keeps job order: lines follow the indices
+                lines[split].append(line)
+                bar.update()
+        finally:
+            if pool is not None:
+                pool.terminate()
+    for split in SPLITS:
+        _atomic_write(files[split], "".join(line + "\n" for line in lines[split]).encode())
+    _atomic_write(info_path, (json.dumps(info, indent=1) + "\n").encode())
+    return root
+
+
+# Landmark groups for drawing: jaw, brows, nose, eyes, lips, pupils.
+_GROUPS = ((0, 33, (255, 255, 0)), (33, 51, (0, 165, 255)), (51, 60, (255, 0, 255)),
+           (60, 76, (0, 255, 0)), (76, 96, (0, 0, 255)), (96, 98, (255, 255, 255)))
+
+
+def draw_landmarks(img, landmarks, rect=None, attributes=None):
+    """A copy of img with the landmarks (colour per part), the rect and the set flags."""
+    out = img.copy()
+    r = max(1.0, min(img.shape[:2]) / 200)
+    for start, stop, colour in _GROUPS:
+        for x, y in landmarks[start:stop]:
+            cv2.circle(out, tuple(_p([x, y])), int(r * _ONE), colour, -1, cv2.LINE_AA, SHIFT)
+    if rect is not None:
+        cv2.rectangle(out, tuple(_p(rect[:2])), tuple(_p(rect[2:])), (0, 255, 0), 1,
+                      cv2.LINE_AA, SHIFT)
+    if attributes:
+        text = " ".join(name[:4] for name in ATTRIBUTES if attributes[name])
+        cv2.putText(out, text, (3, img.shape[0] - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def render_preview(path, n=16, seed=0, image_size=(256, 256)):
+    """Saves a grid of n generated faces with landmarks, rects and flags drawn -> path."""
+    h, w = image_size
+    cols = math.ceil(math.sqrt(n))
+    grid = np.zeros((math.ceil(n / cols) * h, cols * w, 3), np.uint8)
+    for i in range(n):
+        img, lm, rect, attributes = generate_face(_face_rng(seed, "test", 100000 + i), (h, w))
+        r, c = divmod(i, cols)
+        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = draw_landmarks(img, lm, rect, attributes)
+    if not cv2.imwrite(str(path), grid):
+        raise OSError(f"could not write the preview image {path}")
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="data set root (WFLW layout)")
+    parser.add_argument("--num_train", type=int, default=7500)
+    parser.add_argument("--num_test", type=int, default=2500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--image_size", type=int, nargs=2, default=(256, 256),
+                        metavar=("H", "W"))
+    parser.add_argument("--workers", type=int, default=None, help="default: all cores")
+    parser.add_argument("--preview", default=None, help="also save a preview grid PNG here")
+    args = parser.parse_args(argv)
+    root = write_wflw_dataset(args.out, args.num_train, args.num_test, args.seed,
+                              tuple(args.image_size), args.workers)
+    print(f"WFLW-format synthetic data set: {root}")
+    if args.preview:
+        render_preview(args.preview, seed=args.seed, image_size=tuple(args.image_size))
+        print(f"preview: {args.preview}")
+
+
+if __name__ == "__main__":
+    main()
