@@ -1,4 +1,6 @@
-"""The original's recipe (spec 2.2, 8, 9) as a ConfigDict; dataset configs override fields."""
+"""The original's recipe (spec 2.2, 8, 9) as a ConfigDict; dataset configs override fields.
+
+Every knob is a field, overridable on the command line: --config.train.batch_size=64."""
 import ml_collections
 
 BACKBONE_ALIASES = {"r18": "resnet18", "r50": "resnet50", "r101": "resnet101",
@@ -13,15 +15,38 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.model = ml_collections.ConfigDict(dict(
-        backbone=backbone, num_neighbors=10, net_stride=32, input_size=256))
+        backbone=backbone, num_neighbors=10, net_stride=32, input_size=256,
+        # torchvision ImageNet state dict (.pth) for the backbone, as the original starts;
+        # empty: random init (the original then uses weight_decay 5e-4)
+        pretrained_file=""))
     c.data = ml_collections.ConfigDict(dict(
-        dataset="wflw",          # landmark set: point count, flip table, NME normalisation
-        root="",                 # raw data folder (data issue)
-        meanface_file="",        # the original's meanface.txt; empty: computed from training data
+        dataset="wflw",          # TFDS builder: wflw, 300w, cofw, aflw, lapa, custom, synthetic
+        landmarks="wflw",        # landmark set: point count, flip table, NME normalisation
+        manual_dir="",           # the raw data set (images + annotation files)
+        data_dir="",             # where TFDS sets are built; empty: <workdir>/../tfds
+        train_split="train",
+        eval_splits=["test"],
+        meanface_file="",        # the original's meanface.txt; empty: mean of the training set
+        on_error="raise",        # bad annotation lines / images: 'raise' or 'skip' (counted)
+        shuffle_buffer=4096,
+        threads=0,               # tf.data threads per host; 0: automatic
+        synthetic_train=0, synthetic_test=0,   # faces to generate (synthetic set only)
     ))
+    c.augment = ml_collections.ConfigDict(dict(
+        translate_prob=0.5, translate_max_px=30, occlusion_prob=0.5, occlusion_max_frac=0.4,
+        flip_prob=0.5, rotate_prob=0.5, rotate_max_deg=30.0, blur_prob=0.3,
+        blur_max_radius=5.0, gray_prob=0.2,
+        order=["translate", "occlusion", "flip", "rotate", "blur", "gray"]))
     c.train = ml_collections.ConfigDict(dict(
         batch_size=16, learning_rate=1e-4, num_epochs=60, decay_epochs=[30, 50],
         decay_factor=0.1, cls_loss="l2", reg_loss="l1", cls_loss_weight=10.0,
-        reg_loss_weight=1.0, weight_decay=0.0))
+        reg_loss_weight=1.0, weight_decay=0.0,
+        max_steps=0,             # >0: stop after this many steps (short runs, tests)
+        compute_dtype="float32",  # or bfloat16 (params stay float32)
+        log_every_steps=50, checkpoint_every_steps=1000, keep_checkpoints=3))
+    c.eval = ml_collections.ConfigDict(dict(
+        batch_size=32,
+        torch_checkpoint="",     # --mode=eval: a released/other PyTorch .pth instead of the workdir
+        num_pictures=16))
     c.bench = ml_collections.ConfigDict(dict(batch_sizes=[1, 32], repeats=0))
     return c

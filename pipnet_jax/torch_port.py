@@ -234,3 +234,41 @@ def save_torch_checkpoint(path: str, variables, model) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+# Keys of an ImageNet classifier that PIPNet does not have.
+CLASSIFIER_PREFIXES = ("fc.", "classifier.")
+
+
+def load_backbone_weights(state_dict: Mapping[str, Any], model, variables) -> dict:
+    """ImageNet initialisation (the original's pretrained=True): a torchvision ResNet /
+    MobileNetV2 or d-li14 MobileNetV3 state dict replaces the backbone's variables; the PIP
+    head and the extra stride layers keep their init. The classifier (fc / classifier) is
+    dropped; any other mismatch is an error listing the keys."""
+    state = {(k[len("module."):] if k.startswith("module.") else k):
+             (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
+             for k, v in state_dict.items()}
+    flat = _flat_variables(variables)
+    head = ("cls_layer.", "x_layer.", "y_layer.", "nb_x_layer.", "nb_y_layer.", "layer5.", "bn5.",
+            "layer6.", "bn6.")
+    backbone_keys = [k for k in flat if not k.startswith(head)]
+    missing = [k for k in backbone_keys if k not in state]
+    unexpected = [k for k in state if k not in flat and not k.startswith(CLASSIFIER_PREFIXES)]
+    wrong = [f"{k} {tuple(state[k].shape)}" for k in backbone_keys if k in state
+             and _from_torch_layout(flat[k][0][1], state[k]).shape != tuple(np.shape(flat[k][1]))]
+    if missing or unexpected or wrong:
+        lines = [f"pretrained weights do not fit the {model.backbone} backbone (the file looks "
+                 f"like {describe_state_dict(state)})"]
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrongly shaped", wrong)):
+            if keys:
+                lines.append(f"{label} keys ({len(keys)}): {_list(keys)}")
+        raise CheckpointMismatchError("\n  ".join(lines))
+
+    def fill(path, value):
+        names = tuple(k.key for k in path)
+        key = ".".join(names[1:-1] + (LEAF_TO_TORCH[(names[0], names[-1])],))
+        if key in state and key in backbone_keys:
+            return jnp.asarray(_from_torch_layout(names[-1], state[key]))
+        return value
+
+    return jax.tree_util.tree_map_with_path(fill, dict(variables))

@@ -1,0 +1,93 @@
+"""Orbax checkpoints: save every N steps and at the end, keep N, resume from the latest.
+
+A checkpoint holds the whole TrainState (params, BatchNorm statistics, optimizer state, step)
+and a small JSON record (step, epoch, loss). The data pipeline is a pure function of
+(seed, step), so the step alone puts a resumed run back on the same data order. Orbax writes
+each checkpoint to a temporary folder and renames it when complete, so a kill -9 mid-save
+leaves the previous checkpoint intact."""
+import json
+import os
+import signal
+from typing import Any, Optional
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be restored; the message names the folder and the cause."""
+
+
+class Checkpointer:
+    def __init__(self, directory: str, max_to_keep: int = 3):
+        self.directory = os.path.abspath(directory)
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+    def latest_step(self) -> Optional[int]:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state: Any, record: dict) -> None:
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)), force=True)
+
+    def restore(self, abstract_state: Any, step: Optional[int] = None) -> tuple[Any, dict]:
+        """The state (shaped and sharded like `abstract_state`) and its record."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        try:
+            restored = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state), record=ocp.args.JsonRestore()))
+        except Exception as e:  # orbax/tensorstore raise many types for damaged files
+            raise CheckpointError(
+                f"checkpoint {os.path.join(self.directory, str(step))} cannot be restored "
+                f"({type(e).__name__}: {str(e)[:300]}); it is damaged or was written for "
+                f"another model/optimizer. Move it away to resume from an older one.") from e
+        return restored.state, dict(restored.record)
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def abstract_like(tree: Any) -> Any:
+    """ShapeDtypeStructs (with shardings) for restoring into the layout of `tree`."""
+    return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+class PreemptionFlag:
+    """Set by SIGTERM / SIGINT so the loop can save a checkpoint and stop cleanly."""
+
+    def __init__(self):
+        self.signal: Optional[int] = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    def __bool__(self):
+        return self.signal is not None
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)

@@ -1,0 +1,482 @@
+"""TFDS builders: raw landmark data sets -> 256x256 JPEG crops + normalised landmarks (spec 11).
+
+Builders (one class, `PipnetBuilder`, parameterised by dataset and a `PipnetConfig`):
+
+  pipnet_wflw       train, test, test_{pose,expression,illumination,makeup,occlusion,blur}
+  pipnet_300w       train, common, challenge, full
+  pipnet_cofw       train, test
+  pipnet_aflw       train, test
+  pipnet_lapa       train, val, test
+  pipnet_custom     the splits named in the config (default train, test)
+  pipnet_synthetic  train, test, from the WFLW-format folder of data.synthetic
+
+Every example: image (256, 256, 3) JPEG (cv2, quality 95: the original's crop files), landmarks
+float32 (N, 2) normalised to the crop, attributes int8 (6,) = flags in ATTRIBUTE_NAMES order
+(WFLW's six; -1 where the source has no such label), image_id = '<image name>#<face index>'
+(the image's path relative to its data set root, and the face's 0-based position in the
+source's own order, as annotations.FaceRecord.index; COFW embeds its images and names them
+cofw_{split}_NNNN.jpg). Examples are stored in source order.
+
+Offline only: built from `manual_dir` with `build(name, data_dir, manual_dir, **options)`,
+read with `load(name, split, data_dir)`; nothing is downloaded and GCS is never tried. The
+classes are not registered with TFDS (importing this module twice must not fail), so read
+through `load`/`builder`, which open the built directory itself.
+
+Bad input: an annotation entry the parser rejects, or an image that is missing, unreadable,
+truncated or corrupt, raises AnnotationError naming the image file and the annotation line;
+with options on_error='skip' the face is left out, and the count per split (with the first
+messages) is logged and stored in the data set's metadata (`builder(...).info.metadata
+['skipped']`), which `load` reports again. A point count that differs from the landmark set
+always raises: it means the configuration does not fit the data.
+
+    python -m pipnet_jax.data.builders --name pipnet_synthetic --data_dir /tmp/tfds --synthetic 512,128
+"""
+import argparse
+import dataclasses
+import logging
+import os
+import pathlib
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import cv2
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from pipnet_jax.data import annotations as A
+from pipnet_jax.data import synthetic
+
+log = logging.getLogger(__name__)
+
+DATASET_VERSION = '1.0.0'
+IMAGE_SIZE = 256
+JPEG_QUALITY = 95  # cv2.imwrite's default, what the original's crop files have
+ATTRIBUTE_NAMES = A.WFLW_ATTRIBUTES
+DEFAULT_CONFIG = 'default'
+MAX_SKIP_MESSAGES = 20  # kept in the metadata per split; the count is always exact
+
+
+def _hide_gpus():
+    """TF must never take an accelerator from JAX; only possible before TF's runtime starts."""
+    try:
+        tf.config.set_visible_devices([], 'GPU')
+    except RuntimeError:
+        pass
+
+
+_hide_gpus()
+
+
+# --- what each data set is -------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Dataset:
+    landmark_set: str       # pipnet_jax.landmarks name; None for custom (from options)
+    crop: str               # default crop rule (annotations.CROP_RULES)
+    splits: tuple           # None for custom (from options)
+    options: dict           # accepted options -> defaults (paths relative to manual_dir)
+    instructions: str
+
+
+_COMMON = {'on_error': 'raise', 'crop': None}
+_WFLW_FILES = {'images_dir': 'WFLW_images',
+               'annotation_dir': 'WFLW_annotations/list_98pt_rect_attr_train_test'}
+DATASETS = {
+    'wflw': _Dataset(
+        'wflw', 'wflw',
+        ('train', 'test') + tuple(f'test_{a}' for a in ATTRIBUTE_NAMES),
+        {**_WFLW_FILES, 'subset_dir': 'WFLW_annotations/list_98pt_test'},
+        'manual_dir holds WFLW_images/ and WFLW_annotations/ (list_98pt_rect_attr_train_test/, '
+        'list_98pt_test/) as unpacked from the official WFLW archives.'),
+    'synthetic': _Dataset(
+        'wflw', 'wflw', ('train', 'test'), dict(_WFLW_FILES),
+        'manual_dir is a folder written by pipnet_jax.data.synthetic.write_wflw_dataset '
+        '(see prepare_synthetic).'),
+    '300w': _Dataset(
+        '300w', '300w', tuple(A.SPLITS_300W), {},
+        'manual_dir is the 300W root with afw/, helen/{trainset,testset}/, '
+        'lfpw/{trainset,testset}/ and ibug/ (images with their .pts files).'),
+    'cofw': _Dataset(
+        'cofw', 'cofw', ('train', 'test'),
+        {'train_file': 'COFW_train_color.mat', 'test_file': 'COFW_test_color.mat'},
+        'manual_dir holds COFW_train_color.mat and COFW_test_color.mat.'),
+    'aflw': _Dataset(
+        'aflw', 'aflw', ('train', 'test'),
+        {'mat_file': 'AFLWinfo_release.mat', 'images_dir': 'flickr', 'num_train': 20000},
+        'manual_dir holds AFLWinfo_release.mat and flickr/ (the AFLW images).'),
+    'lapa': _Dataset(
+        'lapa', 'lapa', ('train', 'val', 'test'), {},
+        'manual_dir is the LaPa root with {train,val,test}/{images,landmarks}/.'),
+    'custom': _Dataset(
+        None, 'custom', None,
+        {'splits': {'train': 'train.txt', 'test': 'test.txt'}, 'annotation_format': None,
+         'images_dir': '.', 'num_points': None, 'landmark_set': None, 'crop_scale': None},
+        'manual_dir holds the images and, per split, an annotation file (txt or COCO json) '
+        'or a folder of images with .pts files; see annotations.read_custom.'),
+}
+BUILDER_NAMES = tuple(f'pipnet_{d}' for d in DATASETS)
+
+
+@dataclasses.dataclass(eq=False)
+class PipnetConfig(tfds.core.BuilderConfig):
+    """A builder configuration: `options` are the data set's options (see DATASETS) that
+    differ from the defaults; the config name separates builds with different options."""
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+def _dataset_key(name):
+    key = str(name).removeprefix('pipnet_')
+    if key not in DATASETS:
+        raise ValueError(f'unknown data set {name!r}; known: {BUILDER_NAMES}')
+    return key
+
+
+def _resolve_options(key, options):
+    """Defaults + given options; a misspelt option raises instead of being ignored."""
+    allowed = {**_COMMON, **DATASETS[key].options}
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f'pipnet_{key}: unknown options {unknown}; known: {sorted(allowed)}')
+    opts = {**allowed, **options}
+    if opts['on_error'] not in ('raise', 'skip'):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {opts['on_error']!r}")
+    return opts
+
+
+def _landmark_facts(key, opts):
+    """(landmark set name or None, number of points) for a data set and its options."""
+    from pipnet_jax.landmarks import get_landmark_set  # imports JAX: only when building
+    name = DATASETS[key].landmark_set or opts['landmark_set']
+    if name is not None:
+        n = get_landmark_set(name).num_points
+        if opts.get('num_points') not in (None, n):
+            raise ValueError(f"pipnet_{key}: num_points={opts['num_points']} but landmark set "
+                             f"{name!r} has {n} points")
+        return get_landmark_set(name).name, n
+    if not opts['num_points']:
+        raise ValueError(f'pipnet_{key}: give num_points or landmark_set (the point count is '
+                         f'part of the stored features)')
+    return None, int(opts['num_points'])
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+# --- reading images ----------------------------------------------------------------------------
+
+def _jpeg_complete(data):
+    """A JPEG cut short lacks its end-of-image marker; cv2 decodes such a file anyway (grey
+    bottom rows, one warning on stderr), so this is checked here. Files with bytes after
+    the marker are legal: TF's strict decoder judges whatever does not end with it."""
+    if data.rstrip(b'\0\r\n\t ').endswith(b'\xff\xd9'):
+        return True
+    try:
+        tf.io.decode_jpeg(data, channels=3, try_recover_truncated=False)
+        return True
+    except tf.errors.InvalidArgumentError:
+        return False
+
+
+def read_image(record):
+    """The record's image RGB uint8 as annotations.load_image (cv2), after checking that a
+    JPEG file is complete -> AnnotationError naming the annotation line and the file."""
+    if record.image is not None:
+        return record.image
+    path = record.image_path
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(2)
+            if head == b'\xff\xd8' and not _jpeg_complete(head + f.read()):
+                raise A.AnnotationError(f'{record.source}: truncated or corrupt JPEG {path}')
+    except OSError as e:
+        raise A.AnnotationError(f'{record.source}: cannot read image {path}: '
+                                f'{e.strerror or e}') from None
+    return A.load_image(record)
+
+
+def decode_image(encoded):
+    """JPEG or PNG bytes (tf.string scalar) -> uint8 (H, W, 3). JPEG uses the accurate integer
+    DCT: it reproduces cv2/PIL (the original's readers) bit for bit, where TF's default
+    (fast DCT, as tfds' own Image decoding uses) is off by up to 5 levels."""
+    is_jpeg = tf.strings.substr(encoded, 0, 2) == b'\xff\xd8'
+    image = tf.cond(is_jpeg,
+                    lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method='INTEGER_ACCURATE'),
+                    lambda: tf.io.decode_png(encoded, channels=3))
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+# --- the builder -------------------------------------------------------------------------------
+
+class PipnetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Base of the per-data-set builders; DATASET picks the reader (a key of DATASETS)."""
+    DATASET = None
+    VERSION = tfds.core.Version(DATASET_VERSION)
+    RELEASE_NOTES = {DATASET_VERSION: 'Crops as the original PIPNet preprocessing (spec 11).'}
+    # No class-level configs: every build passes its own PipnetConfig (TFDS forbids reusing
+    # a class config's name for another instance, and the options vary per build).
+    BUILDER_CONFIGS = []
+
+    @property
+    def _options(self):
+        return _resolve_options(self.DATASET, self.builder_config.options)
+
+    def _info(self):
+        opts = self._options
+        landmark_set, n = _landmark_facts(self.DATASET, opts)
+        crop = opts['crop'] or DATASETS[self.DATASET].crop
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=(
+                f'{self.DATASET} faces cropped with the original PIPNet rule {crop!r} and resized '
+                f'to {IMAGE_SIZE}x{IMAGE_SIZE} (JPEG quality {JPEG_QUALITY}); landmarks '
+                f'({n}, 2) (x, y) normalised to the crop. attributes: int8 flags '
+                f'{list(ATTRIBUTE_NAMES)}, -1 = not labelled. image_id: '
+                f'"<image name>#<face index in the source>". Faces skipped for bad input '
+                f'(on_error="skip") are counted in metadata["skipped"].'),
+            features=tfds.features.FeaturesDict({
+                'image': tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+                                             encoding_format='jpeg'),
+                'landmarks': tfds.features.Tensor(shape=(n, 2), dtype=np.float32),
+                'attributes': tfds.features.Tensor(shape=(len(ATTRIBUTE_NAMES),),
+                                                   dtype=np.int8),
+                'image_id': tfds.features.Text(),
+            }),
+            # Source order is kept: eval outputs line up with the annotation files.
+            disable_shuffling=True,
+            metadata=tfds.core.MetadataDict(
+                dataset=self.DATASET, landmark_set=landmark_set, num_points=n, crop=crop,
+                attribute_names=list(ATTRIBUTE_NAMES), options=_jsonable(opts),
+                skipped={}, skipped_examples={}),
+        )
+
+    def _split_generators(self, dl_manager):
+        manual_dir = pathlib.Path(dl_manager.manual_dir)
+        opts = self._options
+        records = _read_records(self.DATASET, manual_dir, opts)
+        if self.DATASET == 'synthetic' and (manual_dir / synthetic.INFO_FILE).is_file():
+            # Lets prepare_synthetic tell a stale build from a current one.
+            self.info.metadata['raw_info'] = (manual_dir / synthetic.INFO_FILE).read_text()
+        for split, recs in records.items():
+            if not recs:
+                raise ValueError(f'pipnet_{self.DATASET}: split {split!r} has no faces '
+                                 f'({len(recs.skipped)} skipped) in {manual_dir}')
+        return {split: self._generate_examples(split, recs) for split, recs in records.items()}
+
+    def _generate_examples(self, split, records):
+        opts = self._options
+        n = self.info.metadata['num_points']
+        crop_rule = self.info.metadata['crop']
+        skipped = list(records.skipped)
+        cached = (None, None)  # (path, image): faces of one image are usually consecutive
+        for record in records:
+            if len(record.landmarks) != n:
+                raise A.AnnotationError(
+                    f'{record.source}: expected {n} points '
+                    f'({self.info.metadata["landmark_set"] or "num_points"}), got '
+                    f'{len(record.landmarks)}: wrong landmark set for this data?')
+            try:
+                if record.image is None and cached[0] == record.image_path:
+                    image = cached[1]
+                else:
+                    image = read_image(record)
+                    cached = (record.image_path, image)
+                crop, landmarks = A.crop_face(image, record, crop_rule, IMAGE_SIZE,
+                                              scale=opts.get('crop_scale'))
+            except A.AnnotationError as e:
+                if opts['on_error'] == 'raise':
+                    raise
+                skipped.append(str(e))
+                continue
+            ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
+                                    [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            if not ok:
+                raise RuntimeError(f'{record.source}: JPEG encoding of the crop failed')
+            attributes = [record.attributes.get(a, -1) for a in ATTRIBUTE_NAMES]
+            image_id = f'{record.name}#{record.index}'
+            yield image_id, {
+                'image': jpeg.tobytes(),
+                'landmarks': landmarks.astype(np.float32),
+                'attributes': np.asarray(attributes, np.int8),
+                'image_id': image_id,
+            }
+        # Stored with the data set (written after all splits are generated).
+        self.info.metadata['skipped'][split] = len(skipped)
+        self.info.metadata['skipped_examples'][split] = skipped[:MAX_SKIP_MESSAGES]
+        if skipped:
+            log.warning('pipnet_%s %s: skipped %d face(s) (on_error="skip"); first: %s',
+                        self.DATASET, split, len(skipped), skipped[0])
+
+
+def _builder_class(key):
+    return type(f'Pipnet_{key}', (PipnetBuilder,),
+                {'name': f'pipnet_{key}', 'DATASET': key,
+                 'MANUAL_DOWNLOAD_INSTRUCTIONS': DATASETS[key].instructions,
+                 '__module__': __name__}, skip_registration=True)
+
+
+BUILDERS = {f'pipnet_{key}': _builder_class(key) for key in DATASETS}
+
+
+# --- per data set: {split: Records} ------------------------------------------------------------
+
+def _path(manual_dir, value):
+    return manual_dir / value  # an absolute value replaces manual_dir
+
+
+def _read_records(key, manual_dir, opts):
+    on_error = opts['on_error']
+    if key in ('wflw', 'synthetic'):
+        images_dir = _path(manual_dir, opts['images_dir'])
+        ann_dir = _path(manual_dir, opts['annotation_dir'])
+        out = {s: A.read_wflw(ann_dir / f'list_98pt_rect_attr_{s}.txt', images_dir,
+                              on_error=on_error) for s in ('train', 'test')}
+        if key == 'wflw':
+            # Subsets by matching each test face to the official lists (spec 11.2).
+            subsets = A.read_wflw_subset_lists(_path(manual_dir, opts['subset_dir']),
+                                               on_error=on_error)
+            for attr, keys in subsets.items():
+                out[f'test_{attr}'] = A.Records(
+                    [r for r in out['test'] if A.wflw_face_key(r.name, r.landmarks) in keys])
+        return out
+    if key == '300w':
+        return {s: A.read_300w(manual_dir, s, on_error=on_error) for s in A.SPLITS_300W}
+    if key == 'cofw':
+        return {s: A.read_cofw(_path(manual_dir, opts[f'{s}_file']), on_error=on_error)
+                for s in ('train', 'test')}
+    if key == 'aflw':
+        return {s: A.read_aflw(_path(manual_dir, opts['mat_file']),
+                               _path(manual_dir, opts['images_dir']), s,
+                               num_train=opts['num_train'], on_error=on_error)
+                for s in ('train', 'test')}
+    if key == 'lapa':
+        return {s: A.read_lapa(manual_dir, s, on_error=on_error) for s in ('train', 'val', 'test')}
+    # custom: the landmark count is enforced per line by the parser (file:line errors).
+    _, n = _landmark_facts(key, opts)
+    images_dir = _path(manual_dir, opts['images_dir'])
+    out = {}
+    for split, where in opts['splits'].items():
+        where = _path(manual_dir, where)
+        if opts['annotation_format'] == 'pts' or where.is_dir():
+            out[split] = A.read_custom(where, None, n, 'pts', on_error=on_error)
+        else:
+            out[split] = A.read_custom(images_dir, where, n, opts['annotation_format'],
+                                       on_error=on_error)
+    return out
+
+
+# --- public API --------------------------------------------------------------------------------
+
+def _split_name(name):
+    """'pipnet_x[/config]' -> (builder name, config name)."""
+    builder_name, _, config = str(name).partition('/')
+    _dataset_key(builder_name)
+    return f'pipnet_{_dataset_key(builder_name)}', config or DEFAULT_CONFIG
+
+
+def build(name, data_dir, manual_dir, *, overwrite=False, **options):
+    """Builds data set `name` ('pipnet_wflw', ..., see BUILDERS) from the raw files in
+    manual_dir into data_dir (offline; an existing build is reused unless overwrite=True).
+
+    options: the data set's options (DATASETS[...].options, plus on_error='raise'|'skip' and
+    crop=<annotations crop rule>); config_name='...' (default 'default') keeps builds with
+    different options apart: load them as 'pipnet_custom/<config_name>'.
+    Returns the builder; builder.info.metadata['skipped'] counts skipped faces per split.
+    """
+    key = _dataset_key(name)
+    config_name = options.pop('config_name', DEFAULT_CONFIG)
+    _landmark_facts(key, _resolve_options(key, options))  # fail before TFDS starts
+    config = PipnetConfig(name=config_name, version=DATASET_VERSION, options=_jsonable(options))
+    builder = BUILDERS[f'pipnet_{key}'](data_dir=os.fspath(data_dir), config=config)
+    mode = (tfds.download.GenerateMode.FORCE_REDOWNLOAD if overwrite
+            else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=os.fspath(manual_dir), try_download_gcs=False, download_mode=mode))
+    _report(builder)
+    return builder
+
+
+def _report(builder):
+    """One summary line per build or load; a warning whenever faces were skipped."""
+    skipped = dict(builder.info.metadata.get('skipped') or {})
+    counts = {s: builder.info.splits[s].num_examples for s in builder.info.splits}
+    if any(skipped.values()):
+        log.warning('%s/%s in %s: %s examples, %s faces skipped for bad input (see '
+                    'info.metadata["skipped_examples"])', builder.name,
+                    builder.builder_config.name if builder.builder_config else '',
+                    builder.data_dir, counts, skipped)
+    else:
+        log.info('%s in %s: %s examples', builder.name, builder.data_dir, counts)
+
+
+def builder(name, data_dir):
+    """The built data set 'pipnet_x[/config]' in data_dir (newest version), read-only: its
+    info (splits, metadata) and as_dataset. Needs no raw files and no builder code."""
+    builder_name, config = _split_name(name)
+    config_dir = pathlib.Path(data_dir) / builder_name / config
+    versions = sorted((d for d in config_dir.glob('*') if (d / 'dataset_info.json').is_file()),
+                      key=lambda d: tfds.core.Version(d.name) if d.name[0].isdigit()
+                      else tfds.core.Version('0.0.0'))
+    if not versions:
+        raise FileNotFoundError(f'no built data set {builder_name}/{config} in {data_dir}: run '
+                                f'pipnet_jax.data.builders.build({builder_name!r}, data_dir, '
+                                f'manual_dir{"" if config == DEFAULT_CONFIG else ", config_name=" + repr(config)})')
+    return tfds.builder_from_directory(versions[-1])
+
+
+def load(name, split, data_dir, *, decode=True, read_config=None):
+    """tf.data.Dataset of one split (any TFDS split string, e.g. 'train[:10%]') of a built
+    data set, in stored (source) order: {'image': uint8 (256, 256, 3) (JPEG bytes when
+    decode=False), 'landmarks': float32 (N, 2), 'attributes': int8 (6,), 'image_id': str}."""
+    b = builder(name, data_dir)
+    _report(b)
+    ds = b.as_dataset(split=split, shuffle_files=False, read_config=read_config,
+                      decoders={'image': tfds.decode.SkipDecoding()})
+    if decode:
+        ds = ds.map(lambda ex: {**ex, 'image': decode_image(ex['image'])},
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds
+
+
+def prepare_synthetic(data_dir, num_train=512, num_test=128, seed=0, *, workers=None):
+    """Writes the synthetic raw set under data_dir/raw (synthetic.write_wflw_dataset) and
+    builds 'pipnet_synthetic' from it; both steps are skipped when already done with these
+    parameters, and a build from other parameters is replaced. Returns the builder."""
+    raw = pathlib.Path(data_dir) / 'raw'
+    synthetic.write_wflw_dataset(raw, num_train, num_test, seed, workers=workers)
+    current = (raw / synthetic.INFO_FILE).read_text()
+    try:
+        stale = builder('pipnet_synthetic', data_dir).info.metadata.get('raw_info') != current
+    except FileNotFoundError:
+        stale = False
+    return build('pipnet_synthetic', data_dir, raw, overwrite=stale)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Build a PIPNet TFDS data set offline.')
+    parser.add_argument('--name', required=True, choices=BUILDER_NAMES)
+    parser.add_argument('--data_dir', required=True)
+    parser.add_argument('--manual_dir', help='raw files (not needed with --synthetic)')
+    parser.add_argument('--synthetic', metavar='TRAIN,TEST',
+                        help='pipnet_synthetic only: write this many faces under data_dir/raw')
+    parser.add_argument('--on_error', choices=('raise', 'skip'), default='raise')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    if args.synthetic:
+        num_train, num_test = (int(v) for v in args.synthetic.split(','))
+        b = prepare_synthetic(args.data_dir, num_train, num_test)
+    else:
+        b = build(args.name, args.data_dir, args.manual_dir, on_error=args.on_error)
+    for split, info in b.info.splits.items():
+        print(f'{b.name} {split}: {info.num_examples} examples')
+
+
+if __name__ == '__main__':
+    main()
