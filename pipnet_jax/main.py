@@ -1,19 +1,20 @@
-"""Command line: python -m pipnet_jax.main --config configs/synthetic.py [--mode ...].
+"""Command line: python -m pipnet_jax.main --config configs/synthetic.py --workdir DIR [--mode ...].
 
-Modes here: `demo` (the default until training lands: a randomly initialised PIPNet on a
-generated face, forward + decode, with a parity report against the PyTorch reference) and
-`bench` (JAX vs the PyTorch reference, pipnet_jax.bench). Config fields are overridable as
---config.model.backbone=resnet50."""
+Modes: `train` (default: train, resuming from DIR's latest checkpoint, then evaluate), `eval`
+(DIR's checkpoint, or a PyTorch .pth given as --config.eval.torch_checkpoint), `bench` (JAX
+vs the PyTorch reference, pipnet_jax.bench) and `demo` (a randomly initialised PIPNet on a
+generated face, forward + decode, with a parity report against the PyTorch reference).
+Config fields are overridable: --config.train.batch_size=64, --config.model.backbone=resnet50."""
 import os
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
-MODES = ("demo", "bench")
+MODES = ("train", "eval", "bench", "demo")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", "workdirs/default", "output folder")
-_MODE = flags.DEFINE_enum("mode", "demo", MODES, "what to run")
+_WORKDIR = flags.DEFINE_string("workdir", None, "output folder; default workdirs/<config name>")
+_MODE = flags.DEFINE_enum("mode", "train", MODES, "what to run")
 
 
 def run_demo(config, workdir: str) -> dict:
@@ -95,6 +96,8 @@ def main(argv):
     config = _CONFIG.value
     if config is None:
         raise app.UsageError("--config is required, e.g. --config configs/synthetic.py")
+    workdir = _WORKDIR.value or os.path.join("workdirs", os.path.splitext(os.path.basename(
+        config_flags.get_config_filename(flags.FLAGS["config"]).split(":")[0]))[0])
     if _MODE.value == "bench":
         from pipnet_jax import bench
         batch = ",".join(str(b) for b in config.bench.batch_sizes)
@@ -102,7 +105,12 @@ def main(argv):
                 f"--batch_sizes={batch}"] + ([f"--repeats={config.bench.repeats}"] if config.bench.repeats else [])
         bench.main(args)
         return
-    report = run_demo(config, _WORKDIR.value)
+    if _MODE.value in ("train", "eval"):
+        from pipnet_jax import train
+        run = train.train_and_evaluate if _MODE.value == "train" else train.evaluate_checkpoint
+        run(config, workdir)
+        return
+    report = run_demo(config, workdir)
     width = max(len(k) for k in report)
     print("PIPNet demo: random weights, generated face, forward + decode")
     for key, value in report.items():

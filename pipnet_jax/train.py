@@ -286,3 +286,35 @@ def evaluate(config, workdir: str, model, variables_or_state, data, tag: str = "
             writer.write_images(step, {"eval/predictions": picture[None]})
         print(f"evaluation ({tag}):\n{format_table(results)}")
     return results
+
+
+def evaluate_checkpoint(config, workdir: str) -> dict:
+    """--mode=eval: the workdir's latest checkpoint, or a PyTorch .pth given as
+    config.eval.torch_checkpoint (converted on the fly; a released file is recognised by its
+    sha256 and must match the config's landmark count and backbone)."""
+    import os
+
+    from pipnet_jax.checkpoint import Checkpointer, abstract_like
+    from pipnet_jax.data import experiment_data
+
+    data = experiment_data.prepare(config, workdir)
+    model = build_model(config, data.landmark_set.num_points)
+    if config.eval.torch_checkpoint:
+        from pipnet_jax.torch_port import from_torch_state_dict, load_torch_checkpoint
+
+        state, released = load_torch_checkpoint(config.eval.torch_checkpoint)
+        print(f"{config.eval.torch_checkpoint}: " + (f"released model {released.file}" if released
+                                                      else "not a released checkpoint (sha256 unknown)"))
+        variables = from_torch_state_dict(state, model)
+        return evaluate(config, workdir, model, variables, data, tag="torch")
+    directory = os.path.join(workdir, "checkpoints")
+    checkpoints = Checkpointer(directory)
+    if checkpoints.latest_step() is None:
+        raise FileNotFoundError(f"no checkpoint in {directory}; train first or give "
+                                f"--config.eval.torch_checkpoint=FILE.pth")
+    tx, _ = make_optimizer(config.train, 1)
+    abstract = jax.eval_shape(lambda: create_train_state(init_variables(model, config), tx))
+    state, record = checkpoints.restore(abstract_like(abstract))
+    checkpoints.close()
+    print(f"evaluating {directory} at step {record['step']}")
+    return evaluate(config, workdir, model, state, data, tag="final")

@@ -68,7 +68,7 @@ def main(argv=None):
     parser.add_argument('--data_dir', help='synthetic TFDS set here (default: a temp folder)')
     parser.add_argument('--num_train', type=int, default=512)
     parser.add_argument('--batch_size', type=int, default=16)
-    parser.add_argument('--pipeline_batches', type=int, default=32, help='timed batches')
+    parser.add_argument('--pipeline_batches', type=int, default=96, help='timed batches')
     parser.add_argument('--train_steps', type=int, default=3, help='timed steps')
     args = parser.parse_args(argv)
 

@@ -1,6 +1,8 @@
 """TFDS builders: raw landmark data sets -> 256x256 JPEG crops + normalised landmarks (spec 11).
 
-Builders (one class, `PipnetBuilder`, parameterised by dataset and a `PipnetConfig`):
+Builders: one class, `PipnetBuilder`, subclassed per data set only for its name and reader;
+the options of a build (paths, on_error, crop rule, custom landmark set) travel in its
+`PipnetConfig`:
 
   pipnet_wflw       train, test, test_{pose,expression,illumination,makeup,occlusion,blur}
   pipnet_300w       train, common, challenge, full
@@ -22,20 +24,22 @@ read with `load(name, split, data_dir)`; nothing is downloaded and GCS is never 
 classes are not registered with TFDS (importing this module twice must not fail), so read
 through `load`/`builder`, which open the built directory itself.
 
-Bad input: an annotation entry the parser rejects, or an image that is missing, unreadable,
-truncated or corrupt, raises AnnotationError naming the image file and the annotation line;
+Bad input: an annotation entry the parser rejects, or an image that is missing, undecodable
+or truncated, raises AnnotationError naming the image file and the annotation line;
 with options on_error='skip' the face is left out, and the count per split (with the first
 messages) is logged and stored in the data set's metadata (`builder(...).info.metadata
 ['skipped']`), which `load` reports again. A point count that differs from the landmark set
 always raises: it means the configuration does not fit the data.
 
-    python -m pipnet_jax.data.builders --name pipnet_synthetic --data_dir /tmp/tfds --synthetic 512,128
+    python -m pipnet_jax.data.builders --name pipnet_wflw --data_dir DIR --manual_dir WFLW_ROOT
+    python -m pipnet_jax.data.builders --name pipnet_synthetic --data_dir DIR --synthetic 512,128
 """
 import argparse
 import dataclasses
 import logging
 import os
 import pathlib
+import re
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -66,6 +70,16 @@ def _hide_gpus():
 
 
 _hide_gpus()
+
+
+class _NoCustomConfigNotice(logging.Filter):
+    # Every build passes its own config (see PipnetBuilder), so TFDS's warning that a
+    # "custom data configuration" is used would appear on every build and means nothing here.
+    def filter(self, record):
+        return not str(record.msg).startswith('Using custom data configuration')
+
+
+logging.getLogger('absl').addFilter(_NoCustomConfigNotice())
 
 
 # --- what each data set is -------------------------------------------------------------------
@@ -377,7 +391,6 @@ def _read_records(key, manual_dir, opts):
 def _split_name(name):
     """'pipnet_x[/config]' -> (builder name, config name)."""
     builder_name, _, config = str(name).partition('/')
-    _dataset_key(builder_name)
     return f'pipnet_{_dataset_key(builder_name)}', config or DEFAULT_CONFIG
 
 
@@ -421,13 +434,15 @@ def builder(name, data_dir):
     info (splits, metadata) and as_dataset. Needs no raw files and no builder code."""
     builder_name, config = _split_name(name)
     config_dir = pathlib.Path(data_dir) / builder_name / config
-    versions = sorted((d for d in config_dir.glob('*') if (d / 'dataset_info.json').is_file()),
-                      key=lambda d: tfds.core.Version(d.name) if d.name[0].isdigit()
-                      else tfds.core.Version('0.0.0'))
+    # Only finished builds: TFDS writes into 'incomplete.*' beside them and renames at the end.
+    versions = sorted((d for d in config_dir.glob('*') if re.fullmatch(r'\d+\.\d+\.\d+', d.name)
+                       and (d / 'dataset_info.json').is_file()),
+                      key=lambda d: tfds.core.Version(d.name))
     if not versions:
+        how = '' if config == DEFAULT_CONFIG else f', config_name={config!r}'
         raise FileNotFoundError(f'no built data set {builder_name}/{config} in {data_dir}: run '
                                 f'pipnet_jax.data.builders.build({builder_name!r}, data_dir, '
-                                f'manual_dir{"" if config == DEFAULT_CONFIG else ", config_name=" + repr(config)})')
+                                f'manual_dir{how})')
     return tfds.builder_from_directory(versions[-1])
 
 
