@@ -8,7 +8,9 @@ Config fields are overridable: --config.train.batch_size=64, --config.model.back
 import os
 import sys
 
-from absl import app, flags
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 MODES = ("train", "eval", "bench", "demo")
@@ -91,6 +93,7 @@ def torch_parity(model, variables, images, neighbors, config, landmarks) -> dict
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)  # progress bar + printed tables; TensorBoard has the scalars
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = _CONFIG.value

@@ -170,7 +170,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     data = experiment_data.prepare(config, workdir)
     model = build_model(config, data.landmark_set.num_points)
     per_host = parallel.check_batch_size(config.train.batch_size, mesh)
-    steps_per_epoch = data.steps_per_epoch(config.train.batch_size)
+    steps_per_epoch = data.steps_per_epoch(per_host)
     total_steps = config.train.max_steps or config.train.num_epochs * steps_per_epoch
     tx, schedule = make_optimizer(config.train, steps_per_epoch)
 
@@ -210,12 +210,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
     metrics, last_time, last_step = None, time.perf_counter(), start
     with PreemptionFlag() as preempted, tqdm(total=total_steps, initial=start, disable=not is_main,
                                              desc="train", unit="step", dynamic_ncols=True) as bar:
-        step = start
+        step, in_flight = start, []
         while step < total_steps:
             local = next(batches)
             batch = parallel.global_batch({"image": local["image"], "landmarks": local["landmarks"]}, mesh)
             state, metrics = step_fn(state, batch["image"], batch["landmarks"])
             step += 1
+            # Let the host run at most two steps ahead of the device: the input pipeline
+            # still overlaps with compute, and the progress bar shows finished steps.
+            in_flight.append(metrics["loss"])
+            if len(in_flight) > 2:
+                jax.block_until_ready(in_flight.pop(0))
             bar.update(1)
             if step % t.log_every_steps == 0 or step == total_steps:
                 metrics = jax.device_get(metrics)
