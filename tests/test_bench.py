@@ -15,3 +15,10 @@ def test_run_benchmark_tiny():
     assert next(r for r in rows if r["backend"] == "torch_eager")["speedup"] == 1.0
     assert any("sanity" in line for line in logs)
     assert "jax_jit" in format_table(rows)
+
+
+def test_train_benchmark_row():
+    from pipnet_jax.bench_train import format_table, measure
+    row = measure(batch_size=2, image_size=64, steps=1, dtype="float32", backbone="resnet18")
+    assert row["devices"] >= 1 and row["step_ms"] > 0 and row["images_per_s"] > 0
+    assert "float32" in format_table([row])
