@@ -110,8 +110,13 @@ def main(argv):
         return
     if _MODE.value in ("train", "eval"):
         from pipnet_jax import train
+        from pipnet_jax.checkpoint import CheckpointError
+        from pipnet_jax.torch_port import CheckpointMismatchError
         run = train.train_and_evaluate if _MODE.value == "train" else train.evaluate_checkpoint
-        run(config, workdir)
+        try:
+            run(config, workdir)
+        except (FloatingPointError, CheckpointError, CheckpointMismatchError, FileNotFoundError) as e:
+            sys.exit(f"error: {e}")  # the message says what to do; no traceback
         return
     report = run_demo(config, workdir)
     width = max(len(k) for k in report)

@@ -208,43 +208,44 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                        "loss": float(metrics["loss"]) if metrics else None})
 
     metrics, last_time, last_step = None, time.perf_counter(), start
-    with PreemptionFlag() as preempted, tqdm(total=total_steps, initial=start, disable=not is_main,
-                                             desc="train", unit="step", dynamic_ncols=True) as bar:
-        step, in_flight = start, []
-        while step < total_steps:
-            local = next(batches)
-            batch = parallel.global_batch({"image": local["image"], "landmarks": local["landmarks"]}, mesh)
-            state, metrics = step_fn(state, batch["image"], batch["landmarks"])
-            step += 1
-            # Let the host run at most two steps ahead of the device: the input pipeline
-            # still overlaps with compute, and the progress bar shows finished steps.
-            in_flight.append(metrics["loss"])
-            if len(in_flight) > 2:
-                jax.block_until_ready(in_flight.pop(0))
-            bar.update(1)
-            if step % t.log_every_steps == 0 or step == total_steps:
-                metrics = jax.device_get(metrics)
-                if not np.isfinite(metrics["loss"]):
-                    raise FloatingPointError(
-                        f"loss is {metrics['loss']} at step {step}; stopping. The last good "
-                        f"checkpoint in {checkpoints.directory} is kept (lower train.learning_rate?)")
-                now = time.perf_counter()
-                rate = (step - last_step) * config.train.batch_size / (now - last_time)
-                last_time, last_step = now, step
-                writer.write_scalars(step, {**{k: float(v) for k, v in metrics.items()},
-                                            "learning_rate": float(schedule(step - 1)),
-                                            "images_per_s": rate, "epoch": step / steps_per_epoch})
-                bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.1f}")
-            if step % t.checkpoint_every_steps == 0 or preempted:
-                save(step, jax.device_get(metrics))
-            if preempted:
-                if is_main:
-                    print(f"signal {preempted.signal}: checkpoint saved at step {step}; stopping")
-                checkpoints.close()
-                return {"preempted_at_step": step}
-    if checkpoints.latest_step() != step:
-        save(step, jax.device_get(metrics))
-    checkpoints.close()
+    try:  # on any exit, let pending (asynchronous) checkpoint writes finish
+        with PreemptionFlag() as preempted, tqdm(total=total_steps, initial=start, disable=not is_main,
+                                                 desc="train", unit="step", dynamic_ncols=True) as bar:
+            step, in_flight = start, []
+            while step < total_steps:
+                local = next(batches)
+                batch = parallel.global_batch({"image": local["image"], "landmarks": local["landmarks"]}, mesh)
+                state, metrics = step_fn(state, batch["image"], batch["landmarks"])
+                step += 1
+                # Let the host run at most two steps ahead of the device: the input pipeline
+                # still overlaps with compute, and the progress bar shows finished steps.
+                in_flight.append(metrics["loss"])
+                if len(in_flight) > 2:
+                    jax.block_until_ready(in_flight.pop(0))
+                bar.update(1)
+                if step % t.log_every_steps == 0 or step == total_steps:
+                    metrics = jax.device_get(metrics)
+                    if not np.isfinite(metrics["loss"]):
+                        raise FloatingPointError(
+                            f"loss is {metrics['loss']} at step {step}; stopping. The last good "
+                            f"checkpoint in {checkpoints.directory} is kept (lower train.learning_rate?)")
+                    now = time.perf_counter()
+                    rate = (step - last_step) * config.train.batch_size / (now - last_time)
+                    last_time, last_step = now, step
+                    writer.write_scalars(step, {**{k: float(v) for k, v in metrics.items()},
+                                                "learning_rate": float(schedule(step - 1)),
+                                                "images_per_s": rate, "epoch": step / steps_per_epoch})
+                    bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.1f}")
+                if step % t.checkpoint_every_steps == 0 or preempted:
+                    save(step, jax.device_get(metrics))
+                if preempted:
+                    if is_main:
+                        print(f"signal {preempted.signal}: checkpoint saved at step {step}; stopping")
+                    return {"preempted_at_step": step}
+        if checkpoints.latest_step() != step:
+            save(step, jax.device_get(metrics))
+    finally:
+        checkpoints.close()
     results = evaluate(config, workdir, model, state, data, tag="final", writer=writer, step=step)
     if is_main and results_before is not None:
         print("NME before training -> after:")

@@ -100,3 +100,21 @@ def test_wrong_image_shape():
         model.apply(variables, jnp.zeros((1, 100, 100, 3)))
     with pytest.raises(ValueError, match="unknown backbone 'vgg16'"):
         PIPNet(19, "vgg16").init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)))
+
+
+def test_imagenet_backbone_weights():
+    """A torchvision-style classifier state dict (trunk + fc) initialises the backbone only."""
+    torch.manual_seed(1)
+    trunk = PIPNetTorch(19, "resnet18").state_dict()
+    imagenet = {k: v for k, v in trunk.items() if not k.startswith(("cls_", "x_", "y_", "nb_"))}
+    imagenet.update({"fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)})
+    model = PIPNet(19)
+    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)))
+    from pipnet_jax.torch_port import load_backbone_weights
+    loaded = to_torch_state_dict(load_backbone_weights(imagenet, model, variables), model)
+    before = to_torch_state_dict(variables, model)
+    for k, v in loaded.items():
+        expected = trunk[k].numpy() if not k.startswith(("cls_", "x_", "y_", "nb_")) else before[k]
+        np.testing.assert_array_equal(v, expected, err_msg=k)
+    with pytest.raises(CheckpointMismatchError, match="do not fit the resnet18 backbone"):
+        load_backbone_weights(small_state(19, "resnet50"), model, variables)

@@ -109,3 +109,17 @@ def test_one_adam_step_matches_torch_float64(batch):
                                        atol=1e-5, rtol=0, err_msg=key)
         moved = [k for k in ours if k.endswith("weight") and not np.array_equal(ours[k], initial[k].numpy())]
         assert len(moved) == sum(k.endswith("weight") for k in ours)  # the step moved every weight
+
+
+def test_bfloat16_compute_keeps_float32_parameters(batch):
+    images, landmarks, neighbors = batch
+    model = PIPNet(98, "resnet18", dtype=jnp.bfloat16)
+    variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 128, 128, 3)))
+    tx = optax.adam(1e-4)
+    step = jax.jit(make_train_step(model, tx, neighbors, input_size=128))
+    state, metrics = step(create_train_state(variables, tx), images[:2], landmarks[:2])
+    assert np.isfinite(float(metrics["loss"]))
+    assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(state.params))
+    out = model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                      jnp.zeros((1, 128, 128, 3)))
+    assert out.score.dtype == jnp.float32  # heads are returned in float32

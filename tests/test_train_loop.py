@@ -186,3 +186,16 @@ def test_bad_inputs(uninterrupted, data_dir, tmp_path):
     config.model.input_size = 128
     with pytest.raises(CheckpointError, match="checkpoints/8 cannot be restored"):
         evaluate_checkpoint(config, workdir)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+    workdir = str(tmp_path / "w")
+    # lr 1e30: the first Adam step moves every weight by ~1e30, the next loss overflows
+    result = run(command(workdir, data_dir, "--config.train.learning_rate=1e30",
+                         "--config.train.checkpoint_every_steps=1"))
+    assert result.returncode == 1
+    assert "error: loss is" in result.stderr and "last good checkpoint" in result.stderr
+    steps = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit())
+    assert steps and steps[-1] < 8
+    _, state = final_params(workdir)
+    assert all(np.all(np.isfinite(v)) for v in __import__("jax").tree_util.tree_leaves(state["params"]))
