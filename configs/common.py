@@ -48,5 +48,17 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         batch_size=32,
         torch_checkpoint="",     # --mode=eval: a released/other PyTorch .pth instead of the workdir
         num_pictures=16))
+    c.predict = ml_collections.ConfigDict(dict(
+        input="",                # an image, a folder of images, or a video
+        output="",               # folder for overlays + landmarks.json/.csv; empty: <workdir>/predict
+        torch_checkpoint="",     # a PyTorch .pth instead of the workdir's checkpoint
+        torch_dataset="wflw",    # its landmark set / mean face (a released file is recognised)
+        detector="faceboxes",    # faceboxes (FaceBoxesV2, the original's) or haar (weak, no download)
+        faceboxes_weights="",    # FaceBoxesV2.pth; empty: $PIPNET_FACEBOXES_WEIGHTS or the cache
+        score_threshold=0.6,     # detector score (the original demo: 0.6 images, 0.9 video)
+        batch_size=8,
+        to_68=False,             # WFLW 98 points -> 68 (300W scheme)
+        redetect_every=30, min_confidence=0.2,   # video: tracking
+        smooth=True, min_cutoff=1.0, beta=0.05))  # video: One Euro filter
     c.bench = ml_collections.ConfigDict(dict(batch_sizes=[1, 32], repeats=0))
     return c

@@ -91,3 +91,22 @@ def write_json_atomic(path: str, data: dict) -> None:
     with open(tmp, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+def load_variables(workdir: str, step: Optional[int] = None) -> tuple[dict, int]:
+    """Model variables {'params', 'batch_stats'} of a training workdir's latest (or given)
+    checkpoint, without rebuilding the optimizer (inference, export)."""
+    directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"{workdir} has no checkpoints/ folder: is it a training workdir?")
+    steps = sorted(int(d) for d in os.listdir(directory) if d.isdigit())
+    if not steps:
+        raise CheckpointError(f"no finished checkpoint in {directory}")
+    step = steps[-1] if step is None else step
+    path = os.path.join(directory, str(step), "state")
+    try:
+        state = ocp.StandardCheckpointer().restore(path)
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {path} cannot be restored ({type(e).__name__}: "
+                              f"{str(e)[:300]})") from e
+    return {"params": state["params"], "batch_stats": state["batch_stats"]}, step

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-MODES = ("train", "eval", "bench", "demo")
+MODES = ("train", "eval", "predict", "bench", "demo")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "output folder; default workdirs/<config name>")
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "what to run")
@@ -108,14 +108,16 @@ def main(argv):
                 f"--batch_sizes={batch}"] + ([f"--repeats={config.bench.repeats}"] if config.bench.repeats else [])
         bench.main(args)
         return
-    if _MODE.value in ("train", "eval"):
-        from pipnet_jax import train
+    if _MODE.value in ("train", "eval", "predict"):
+        from pipnet_jax import predict, train
         from pipnet_jax.checkpoint import CheckpointError
         from pipnet_jax.torch_port import CheckpointMismatchError
-        run = train.train_and_evaluate if _MODE.value == "train" else train.evaluate_checkpoint
+        run = {"train": train.train_and_evaluate, "eval": train.evaluate_checkpoint,
+               "predict": predict.run_predict}[_MODE.value]
         try:
             run(config, workdir)
-        except (FloatingPointError, CheckpointError, CheckpointMismatchError, FileNotFoundError) as e:
+        except (FloatingPointError, CheckpointError, CheckpointMismatchError, FileNotFoundError,
+                predict.InputError) as e:
             sys.exit(f"error: {e}")  # the message says what to do; no traceback
         return
     report = run_demo(config, workdir)

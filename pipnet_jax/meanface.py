@@ -108,3 +108,20 @@ def reverse_index(neighbors):
     reverse_index1 = np.array([i for i, _ in padded], dtype=np.int32)
     reverse_index2 = np.array([j for _, j in padded], dtype=np.int32)
     return reverse_index1, reverse_index2, max_len
+
+
+# The original's mean faces, shipped with the package (pipnet_jax/meanfaces/, MIT).
+RELEASED_MEANFACES = {"wflw": "wflw.txt", "300w": "300w.txt", "cofw": "cofw.txt",
+                      "aflw": "aflw.txt", "lapa": "lapa.txt", "300w_celeba": "300w_cofw_wflw.txt",
+                      "300w_cofw_wflw": "300w_cofw_wflw.txt"}
+
+
+def released_meanface(dataset: str) -> np.ndarray:
+    """The mean face the released checkpoints of `dataset` were trained with."""
+    from importlib import resources
+
+    key = dataset.lower().removeprefix("data_")
+    if key not in RELEASED_MEANFACES:
+        raise KeyError(f"no released mean face for {dataset!r}; known: {sorted(RELEASED_MEANFACES)}")
+    with resources.as_file(resources.files("pipnet_jax") / "meanfaces" / RELEASED_MEANFACES[key]) as path:
+        return read_meanface(path)

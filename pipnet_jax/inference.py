@@ -1,0 +1,170 @@
+"""Predictor: faces in whole images -> landmarks in image pixels (spec 12, 13).
+
+detector (or user boxes) -> the demo's crop (box widened 1.2x, top moved down) -> 256x256
+resize -> batched jitted forward + decode -> back to image pixels. Crops from many images run
+in fixed-size padded batches, so each batch size compiles once. No TensorFlow."""
+import dataclasses
+import json
+import os
+from typing import Optional, Sequence
+
+import cv2
+import jax
+import numpy as np
+
+from pipnet_jax.landmarks import get_landmark_set
+from pipnet_jax.meanface import neighbor_indices, read_meanface, released_meanface
+from pipnet_jax.models import PIPNet
+from pipnet_jax.train import make_predict_fn
+
+
+@dataclasses.dataclass
+class Face:
+    box: np.ndarray          # (4,) the face box it came from: xmin, ymin, xmax, ymax (pixels)
+    crop: np.ndarray         # (4,) the crop the network saw: xmin, ymin, xmax, ymax (exclusive)
+    landmarks: np.ndarray    # (N, 2) image pixels
+    confidence: np.ndarray   # (N,) the winning raw score per landmark (not a probability)
+    score: float = 1.0       # detector score (1.0 for user boxes)
+
+
+def demo_crop(box, image_size, box_scale: float = 1.2):
+    """Spec 13.3: the original demo's crop for a detector box (xmin, ymin, xmax, ymax).
+
+    Returns (xmin, ymin, xmax, ymax, width, height): the crop is image[ymin:ymax,
+    xmin:xmax] and the network's [0, 1] frame maps back with x * width + xmin, where width =
+    xmax - xmin + 1 (one pixel more than the crop, as in the original). The top edge moves
+    DOWN by (scale - 1) / 2 of the height (forehead removed, like the training crops)."""
+    img_w, img_h = image_size
+    xmin, ymin = int(box[0]), int(box[1])
+    w, h = int(box[2]) - xmin, int(box[3]) - ymin
+    xmax, ymax = xmin + w - 1, ymin + h - 1
+    # In the original's float order: 1.2 - 1 is 0.19999999999999996, so e.g. a 70 px box
+    # grows by int(6.99...) = 6 px, not 7.
+    dx, dy = int(w * (box_scale - 1) / 2), int(h * (box_scale - 1) / 2)
+    xmin, ymin, xmax, ymax = xmin - dx, ymin + dy, xmax + dx, ymax + dy
+    xmin, ymin = max(xmin, 0), max(ymin, 0)
+    xmax, ymax = min(xmax, img_w - 1), min(ymax, img_h - 1)
+    return xmin, ymin, xmax, ymax, xmax - xmin + 1, ymax - ymin + 1
+
+
+def _check_image(image, where="image"):
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"{where}: expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+    return image
+
+
+class Predictor:
+    """Landmarks for every face of RGB uint8 images. Holds the compiled network."""
+
+    def __init__(self, model: PIPNet, variables, meanface, landmarks: str, input_size: int = 256,
+                 batch_size: int = 8, detector=None, box_scale: float = 1.2):
+        self.model, self.input_size, self.batch_size = model, input_size, batch_size
+        self.landmark_set = get_landmark_set(landmarks)
+        if np.shape(meanface) != (model.num_landmarks, 2):
+            raise ValueError(f"mean face has shape {np.shape(meanface)}; the model predicts "
+                             f"{model.num_landmarks} landmarks")
+        self.neighbors = neighbor_indices(np.asarray(meanface), model.num_neighbors)
+        self.variables = jax.device_put(variables)
+        self._predict = make_predict_fn(model, self.neighbors, input_size)
+        self._detector, self.box_scale = detector, box_scale
+
+    @classmethod
+    def from_workdir(cls, workdir: str, **kwargs) -> "Predictor":
+        """A training workdir: its config.json, meanface.txt and latest checkpoint."""
+        from pipnet_jax.checkpoint import load_variables
+
+        path = os.path.join(workdir, "config.json")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir")
+        with open(path) as f:
+            cfg = json.load(f)
+        m = cfg["model"]
+        landmarks = cfg["data.landmarks"]
+        model = PIPNet(get_landmark_set(landmarks).num_points, m["backbone"], m["num_neighbors"],
+                       m["net_stride"])
+        variables, _ = load_variables(workdir)
+        return cls(model, variables, read_meanface(os.path.join(workdir, "meanface.txt")),
+                   landmarks, input_size=m["input_size"], **kwargs)
+
+    @classmethod
+    def from_torch_checkpoint(cls, path: str, dataset: str = "wflw", backbone: str = "resnet18",
+                              meanface=None, num_neighbors: int = 10, net_stride: int = 32,
+                              **kwargs) -> "Predictor":
+        """A PyTorch PIPNet .pth (e.g. a released epoch59.pth; recognised by sha256, which then
+        fixes dataset and backbone). The mean face defaults to the original's for `dataset`."""
+        from pipnet_jax.torch_port import from_torch_state_dict, load_torch_checkpoint
+
+        state, released = load_torch_checkpoint(path)
+        if released is not None:
+            dataset, backbone = released.dataset, released.backbone
+        landmarks = "300w" if dataset.startswith("300w") else dataset
+        model = PIPNet(get_landmark_set(landmarks).num_points, backbone, num_neighbors, net_stride)
+        variables = from_torch_state_dict(state, model)
+        meanface = released_meanface(dataset) if meanface is None else (
+            read_meanface(meanface) if isinstance(meanface, (str, os.PathLike)) else meanface)
+        return cls(model, variables, meanface, landmarks, **kwargs)
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from pipnet_jax.detection import make_detector
+            self._detector = make_detector("faceboxes")
+        return self._detector
+
+    def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(K, S, S, 3) uint8 crops -> landmarks (K, N, 2) in [0, 1] and confidence (K, N),
+        in padded batches of self.batch_size."""
+        crops = np.asarray(crops)
+        out_lm, out_conf = [], []
+        for start in range(0, len(crops), self.batch_size):
+            chunk = crops[start:start + self.batch_size]
+            pad = self.batch_size - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+            lm, conf = jax.device_get(self._predict(self.variables, chunk))
+            out_lm.append(lm[:self.batch_size - pad])
+            out_conf.append(conf[:self.batch_size - pad])
+        if not out_lm:
+            n = self.model.num_landmarks
+            return np.zeros((0, n, 2), np.float32), np.zeros((0, n), np.float32)
+        return np.concatenate(out_lm), np.concatenate(out_conf)
+
+    def crop(self, image: np.ndarray, box) -> tuple[np.ndarray, tuple]:
+        """The network input for one face box and the crop geometry (see demo_crop)."""
+        xmin, ymin, xmax, ymax, w, h = demo_crop(box, (image.shape[1], image.shape[0]), self.box_scale)
+        if xmax - xmin < 2 or ymax - ymin < 2:
+            raise ValueError(f"face box {list(np.round(box[:4], 1))} gives an empty crop in a "
+                             f"{image.shape[1]}x{image.shape[0]} image")
+        patch = cv2.resize(image[ymin:ymax, xmin:xmax], (self.input_size, self.input_size))
+        return patch, (xmin, ymin, xmax, ymax, w, h)
+
+    def predict(self, image, boxes=None) -> list[Face]:
+        """Every face of one RGB uint8 image; boxes (K, 4[+score]) in pixels skip detection."""
+        return self.predict_many([image], None if boxes is None else [boxes])[0]
+
+    def predict_many(self, images: Sequence, boxes: Optional[Sequence] = None) -> list[list[Face]]:
+        """Faces of many images, their crops batched together."""
+        images = [_check_image(im, f"images[{i}]") for i, im in enumerate(images)]
+        if boxes is None:
+            boxes = [self.detector.detect(im) for im in images]
+        elif len(boxes) != len(images):
+            raise ValueError(f"got {len(boxes)} box lists for {len(images)} images")
+        crops, geometry = [], []
+        for i, (image, image_boxes) in enumerate(zip(images, boxes)):
+            image_boxes = np.asarray(image_boxes, np.float64).reshape(-1, np.shape(image_boxes)[-1] if len(image_boxes) else 4)
+            if image_boxes.shape[1] not in (4, 5):
+                raise ValueError(f"boxes[{i}]: expected (K, 4) or (K, 5) [xmin, ymin, xmax, ymax(, score)], "
+                                 f"got {image_boxes.shape}")
+            for box in image_boxes:
+                patch, geo = self.crop(image, box)
+                crops.append(patch)
+                geometry.append((i, box, geo))
+        lm, conf = self.predict_crops(np.stack(crops) if crops else np.zeros((0, self.input_size, self.input_size, 3), np.uint8))
+        results: list[list[Face]] = [[] for _ in images]
+        for (i, box, (xmin, ymin, xmax, ymax, w, h)), p, c in zip(geometry, lm, conf):
+            pixels = p * np.array([w, h]) + np.array([xmin, ymin])
+            results[i].append(Face(box=np.asarray(box[:4]), crop=np.array([xmin, ymin, xmax, ymax]),
+                                   landmarks=pixels, confidence=c,
+                                   score=float(box[4]) if len(box) > 4 else 1.0))
+        return results
