@@ -22,7 +22,7 @@ from pipnet_jax.meanface import neighbor_indices
 from pipnet_jax.models import PIPNet
 from pipnet_jax.torch_port import from_torch_state_dict
 
-BACKENDS = ("jax_jit", "torch_eager", "torch_channels_last")
+BACKENDS = ("jax_jit", "torch_eager", "torch_channels_last", "torch_compile", "tflite")
 
 
 def median_ms(fn, warmup: int, repeats: int) -> float:
@@ -51,19 +51,44 @@ def _torch_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def matmul_peak_tflops(dtype="float32") -> float:
+    """Measured dense matmul rate of the JAX device (the yardstick for 'fraction of peak')."""
+    import jax.numpy as jnp
+
+    n = 4096 if jax.devices()[0].platform == "gpu" else 1024
+    a = jnp.ones((n, n), dtype)
+    f = jax.jit(lambda x: x @ x)
+    ms = median_ms(lambda: jax.block_until_ready(f(a)), 2, 5)
+    return 2 * n ** 3 / (ms / 1e3) / 1e12
+
+
+def model_flops(fn, *args) -> float:
+    """FLOPs of one call, from XLA's cost analysis (0 when unavailable)."""
+    try:
+        cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        return float(cost.get("flops", 0.0))
+    except Exception:  # cost analysis is best effort
+        return 0.0
+
+
 def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes=(1, 32),
                   repeats=None, warmup: int = 2, num_landmarks: int = 98,
                   num_neighbors: int = 10, net_stride: int = 32, seed: int = 0,
-                  log=print) -> list[dict]:
-    """Times forward + decode per backend and batch size -> one row dict per (backend, batch):
-    backend, batch, median_ms, images_per_s, speedup (torch_eager ms / this row's ms).
+                  log=print, torch_compile: bool = True, tflite: bool = True) -> list[dict]:
+    """Times forward + decode per backend, dtype and batch size -> one row dict each:
+    backend, dtype, batch, median_ms, images_per_s, speedup (torch_eager ms of the same
+    batch and dtype / this row's ms), and for JAX rows the fraction of matmul peak.
 
-    repeats=None times 10 calls at batch 1 and 5 at larger batches. Before timing, checks
-    that JAX and torch decode the same landmarks (max abs diff <= 1e-4) and logs the diff."""
+    repeats=None times 10 calls at batch 1 and 3 at larger batches. Before timing, checks
+    that every backend decodes the same landmarks as JAX (max abs diff <= 1e-4 in float32)."""
+    import jax.numpy as jnp
     import torch
+
     from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm, reference_decoder
 
     device = _torch_device()
+    on_gpu = jax.devices()[0].platform == "gpu"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     meanface = np.random.RandomState(0).rand(num_landmarks, 2)
     neighbors = neighbor_indices(meanface, num_neighbors)
@@ -74,60 +99,129 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
     model = PIPNet(num_landmarks, backbone, num_neighbors, net_stride)
     variables = from_torch_state_dict(torch_model.state_dict(), model)
     torch_model = torch_model.to(device)
-    torch_model_cl = PIPNetTorch(num_landmarks, backbone, num_neighbors, net_stride).eval()
-    torch_model_cl.load_state_dict(torch_model.state_dict())
-    torch_model_cl = torch_model_cl.to(device, memory_format=torch.channels_last)
-
-    jax_decode = decoder(neighbors, net_stride, image_size)
-    jax_fn = jax.jit(lambda v, images: jax_decode(model.apply(v, images, train=False)))
+    torch_cl = PIPNetTorch(num_landmarks, backbone, num_neighbors, net_stride).eval()
+    torch_cl.load_state_dict(torch_model.state_dict())
+    torch_cl = torch_cl.to(device, memory_format=torch.channels_last)
     torch_decode = reference_decoder(neighbors, net_stride, image_size)
+    jax_decode = decoder(neighbors, net_stride, image_size)
 
-    def torch_fn(net, images):
-        with torch.no_grad():
-            out = torch_decode(net(images))
-        sync()
-        return out
+    def jax_backend(dtype):
+        m = model if dtype == "float32" else model.clone(dtype=jnp.bfloat16)
+        fn = jax.jit(lambda v, x: jax_decode(m.apply(v, x, train=False)))
+        return lambda x: jax.block_until_ready(fn(variables, x))[0], fn
 
+    def torch_backend(net, dtype, compiled=False, channels_last=False):
+        run = torch.compile(net) if compiled else net
+
+        def call(x):
+            with torch.no_grad(), torch.autocast(device, torch.bfloat16, enabled=dtype == "bfloat16"):
+                out = torch_decode([o.float() for o in run(x)])
+            sync()
+            return out[0]
+        return call
+
+    dtypes = ["float32"] + (["bfloat16"] if on_gpu else [])
+    peak = {d: matmul_peak_tflops(d) for d in dtypes}
+    log("measured matmul peak: " + ", ".join(f"{d} {t:.2f} TFLOP/s" for d, t in peak.items()))
     rows = []
     for batch in batch_sizes:
-        n_repeats = repeats or (10 if batch == 1 else 5)
-        images = np.random.RandomState(seed + batch).randn(batch, 3, image_size, image_size)
-        images = images.astype(np.float32)
-        images_torch = torch.from_numpy(images).to(device)
-        images_cl = images_torch.contiguous(memory_format=torch.channels_last)
-        images_jax = jax.device_put(images.transpose(0, 2, 3, 1))
+        n_repeats = repeats or (10 if batch == 1 else 3)
+        images = np.random.RandomState(seed + batch).randn(batch, 3, image_size, image_size).astype(np.float32)
+        x_torch = torch.from_numpy(images).to(device)
+        x_cl = x_torch.contiguous(memory_format=torch.channels_last)
+        x_jax = jax.device_put(images.transpose(0, 2, 3, 1))
+        for dtype in dtypes:
+            candidates = [("jax_jit", lambda: jax_backend(dtype)[0], x_jax),
+                          ("torch_eager", lambda: torch_backend(torch_model, dtype), x_torch),
+                          ("torch_channels_last", lambda: torch_backend(torch_cl, dtype), x_cl)]
+            if torch_compile:
+                candidates.append(("torch_compile", lambda: torch_backend(torch_cl, dtype, compiled=True), x_cl))
+            if tflite and dtype == "float32" and not on_gpu:
+                candidates.append(("tflite", lambda: _tflite_backend(model, variables, neighbors, image_size, batch), images))
+            reference = None
+            timings = {}
+            for name, make, x in candidates:
+                try:
+                    call = make()
+                    out = call(x)
+                    landmarks = np.asarray(out.cpu().numpy() if hasattr(out, "cpu") else out, np.float32)
+                except Exception as e:  # e.g. torch.compile without a working compiler
+                    log(f"{name} ({dtype}, batch {batch}) skipped: {type(e).__name__}: {str(e)[:200]}")
+                    continue
+                if reference is None:
+                    reference = landmarks
+                diff = float(np.abs(landmarks - reference).max())
+                log(f"sanity batch {batch} {dtype}: max |jax - {name}| landmarks = {diff:.2e}")
+                if dtype == "float32":
+                    assert diff <= 1e-4, f"JAX and {name} landmarks differ by {diff} at batch {batch}"
+                timings[name] = median_ms(lambda: call(x), warmup, n_repeats)
+            flops = model_flops(lambda v, xx: jax_decode(model.apply(v, xx, train=False)), variables, x_jax)
+            for name, ms in timings.items():
+                row = dict(backend=name, dtype=dtype, batch=batch, median_ms=ms,
+                           images_per_s=batch * 1e3 / ms, repeats=n_repeats,
+                           speedup=timings.get("torch_eager", float("nan")) / ms)
+                if name == "jax_jit" and flops:
+                    row["peak_fraction"] = flops / (ms / 1e3) / 1e12 / peak[dtype]
+                rows.append(row)
+    return rows
 
-        jax_lms = np.asarray(jax_fn(variables, images_jax)[0])
-        for name, net, x in [("torch_eager", torch_model, images_torch),
-                             ("torch_channels_last", torch_model_cl, images_cl)]:
-            diff = float(np.abs(torch_fn(net, x)[0].cpu().numpy() - jax_lms).max())
-            log(f"sanity batch {batch}: max |jax - {name}| landmarks = {diff:.2e}")
-            assert diff <= 1e-4, f"JAX and {name} landmarks differ by {diff} at batch {batch}"
 
-        timings = {
-            "jax_jit": median_ms(lambda: jax.block_until_ready(jax_fn(variables, images_jax)),
-                                 warmup, n_repeats),
-            "torch_eager": median_ms(lambda: torch_fn(torch_model, images_torch),
-                                     warmup, n_repeats),
-            "torch_channels_last": median_ms(lambda: torch_fn(torch_model_cl, images_cl),
-                                             warmup, n_repeats),
-        }
-        for backend in BACKENDS:
-            ms = timings[backend]
-            rows.append(dict(backend=backend, batch=batch, median_ms=ms,
-                             images_per_s=batch * 1e3 / ms, repeats=n_repeats,
-                             speedup=timings["torch_eager"] / ms))
+def _tflite_backend(model, variables, neighbors, image_size, batch):
+    """The TFLite export (XNNPACK on CPU) of the same network: float32 NHWC normalised input."""
+    import tempfile
+
+    from pipnet_jax.export import export_tflite, load_tflite
+
+    path = os.path.join(tempfile.mkdtemp(prefix="pipnet_bench_"), "model.tflite")
+    export_tflite(path, model, variables, neighbors, input_size=image_size, batch_size=batch,
+                  normalized_input=True)
+    run = load_tflite(path, num_threads=os.cpu_count())
+    return lambda x: np.asarray(run(x.transpose(0, 2, 3, 1))[0])
+
+
+def detector_timings(log=print, repeats: int = 5) -> list[dict]:
+    """ms per image of the face detectors at the original demo's settings (full resolution),
+    on the original repository's demo images when ../shared/data has them, else a generated one."""
+    import cv2
+
+    from pipnet_jax.detection import make_detector
+
+    root = os.environ.get("PIPNET_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    paths = [os.path.join(root, "pipnet_repo_assets", "images", f"{i}.jpg") for i in (1, 2, 3)]
+    images = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in paths if os.path.exists(p)]
+    if not images:
+        from pipnet_jax.data.synthetic import generate_face
+        images = [cv2.cvtColor(generate_face(np.random.default_rng(0), (1024, 1024))[0], cv2.COLOR_BGR2RGB)]
+    rows = []
+    for kind in ("faceboxes", "haar"):
+        try:
+            det = make_detector(kind)
+        except Exception as e:  # e.g. FaceBoxesV2 weights not available offline
+            log(f"detector {kind} skipped: {e}")
+            continue
+        for im in images:
+            det.detect(im)  # compile / warm up per size
+        ms = median_ms(lambda: [det.detect(im) for im in images], 0, repeats) / len(images)
+        rows.append(dict(detector=kind, images=len(images), ms_per_image=ms,
+                         size=f"{images[0].shape[1]}x{images[0].shape[0]}"))
     return rows
 
 
 def format_table(rows) -> str:
-    header = f"{'backend':<20} | {'batch':>5} | {'median ms':>10} | {'images/s':>9} | " \
-             f"{'speedup vs torch eager':>22}"
+    header = (f"{'backend':<20} | {'dtype':<8} | {'batch':>5} | {'median ms':>10} | {'images/s':>9} | "
+              f"{'vs torch eager':>14} | {'% of matmul peak':>16}")
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['backend']:<20} | {r['batch']:>5} | {r['median_ms']:>10.2f} | "
-                     f"{r['images_per_s']:>9.1f} | {r['speedup']:>21.2f}x")
-    lines.append("speedup = torch_eager median ms / row median ms (>1: faster than torch eager)")
+        frac = f"{100 * r['peak_fraction']:.1f}%" if "peak_fraction" in r else ""
+        lines.append(f"{r['backend']:<20} | {r['dtype']:<8} | {r['batch']:>5} | {r['median_ms']:>10.2f} | "
+                     f"{r['images_per_s']:>9.1f} | {r['speedup']:>13.2f}x | {frac:>16}")
+    lines.append("vs torch eager = torch_eager median ms / row median ms (>1: faster than torch eager)")
+    return "\n".join(lines)
+
+
+def format_detector_table(rows) -> str:
+    lines = [f"{'detector':<10} | {'images':>6} | {'size':>10} | {'ms / image':>10}"]
+    lines += [f"{r['detector']:<10} | {r['images']:>6} | {r['size']:>10} | {r['ms_per_image']:>10.1f}" for r in rows]
     return "\n".join(lines)
 
 
@@ -136,7 +230,10 @@ def parse_args(args):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", default="resnet18")
     p.add_argument("--image_size", type=int, default=256)
-    p.add_argument("--batch_sizes", default="1,32", help="comma-separated, e.g. 1,32")
+    p.add_argument("--batch_sizes", default="1,32,256", help="comma-separated, e.g. 1,32,256")
+    p.add_argument("--no_torch_compile", action="store_true", help="skip torch.compile rows")
+    p.add_argument("--no_tflite", action="store_true", help="skip the TFLite rows")
+    p.add_argument("--no_detector", action="store_true", help="skip the face detector timing")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed calls per row (default: 10 at batch 1, 5 otherwise)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per row (JAX compiles here)")
@@ -153,8 +250,11 @@ def main(argv):
     print(f"PIPNet {a.backbone}, {a.image_size}x{a.image_size}, {a.num_landmarks} landmarks, "
           f"{a.num_neighbors} neighbours, net_stride {a.net_stride}; forward + decode")
     rows = run_benchmark(a.backbone, a.image_size, [int(b) for b in a.batch_sizes.split(",")],
-                         a.repeats, a.warmup, a.num_landmarks, a.num_neighbors, a.net_stride)
+                         a.repeats, a.warmup, a.num_landmarks, a.num_neighbors, a.net_stride,
+                         torch_compile=not a.no_torch_compile, tflite=not a.no_tflite)
     print(format_table(rows))
+    if not a.no_detector:
+        print(format_detector_table(detector_timings()))
     return rows
 
 

@@ -150,9 +150,12 @@ def _finite(tree) -> bool:
         jax.tree_util.tree_leaves(tree), True))
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str, data=None, sources=None, stc: bool = False) -> dict:
     """Trains (resuming from the workdir's latest checkpoint), then evaluates every eval
-    split; returns the results dict also written to <workdir>/results.json."""
+    split; returns the results dict also written to <workdir>/results.json.
+
+    A curriculum round passes its `sources` (labeled + pseudo-labeled, each with a task) and
+    stc=True: the model then also has the pooled score maps and the loss is masked per task."""
     import os
     import time
 
@@ -167,10 +170,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
     check_workdir_config(config, workdir)
     mesh = parallel.make_mesh()
     is_main = jax.process_index() == 0
-    data = experiment_data.prepare(config, workdir)
-    model = build_model(config, data.landmark_set.num_points)
+    data = data or experiment_data.prepare(config, workdir)
+    model = build_model(config, data.landmark_set.num_points, stc=stc)
     per_host = parallel.check_batch_size(config.train.batch_size, mesh)
-    steps_per_epoch = data.steps_per_epoch(per_host)
+    steps_per_epoch = data.steps_per_epoch(per_host, sources)
     total_steps = config.train.max_steps or config.train.num_epochs * steps_per_epoch
     tx, schedule = make_optimizer(config.train, steps_per_epoch)
 
@@ -188,15 +191,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
         results_before = evaluate(config, workdir, model, state, data, tag="before")
 
     t = config.train
+    inputs = ("image", "landmarks") + (("task",) if stc else ())
     step_fn = jax.jit(
         make_train_step(model, tx, data.neighbors, input_size=config.model.input_size,
                         cls_loss=t.cls_loss, reg_loss=t.reg_loss, cls_weight=t.cls_loss_weight,
                         reg_weight=t.reg_loss_weight),
-        in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh),
-                      parallel.batch_sharding(mesh)),
+        in_shardings=(parallel.replicated(mesh),) + (parallel.batch_sharding(mesh),) * len(inputs),
         out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)),
         donate_argnums=0)
-    batches = data.train_batches(per_host, start_step=start)
+    batches = data.train_batches(per_host, start_step=start, sources=sources)
     writer = metric_writers.create_default_writer(workdir, just_logging=not is_main)
 
     def save(step, metrics):
@@ -214,8 +217,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
             step, in_flight = start, []
             while step < total_steps:
                 local = next(batches)
-                batch = parallel.global_batch({"image": local["image"], "landmarks": local["landmarks"]}, mesh)
-                state, metrics = step_fn(state, batch["image"], batch["landmarks"])
+                batch = parallel.global_batch({k: local[k] for k in inputs}, mesh)
+                state, metrics = step_fn(state, *(batch[k] for k in inputs))
                 step += 1
                 # Let the host run at most two steps ahead of the device: the input pipeline
                 # still overlaps with compute, and the progress bar shows finished steps.

@@ -30,13 +30,15 @@ class ExperimentData:
     def sources(self):
         return [pipeline.Source(self.name, self.config.data.train_split, self.data_dir)]
 
-    def steps_per_epoch(self, per_host_batch: int) -> int:
-        return pipeline.steps_per_epoch(self.sources, per_host_batch)
+    def steps_per_epoch(self, per_host_batch: int, sources=None) -> int:
+        return pipeline.steps_per_epoch(sources or self.sources, per_host_batch)
 
-    def train_batches(self, per_host_batch: int, start_step: int = 0):
+    def train_batches(self, per_host_batch: int, start_step: int = 0, sources=None):
+        """Augmented batches of the labeled set, or of `sources` (e.g. labeled + pseudo-labeled
+        for a curriculum round)."""
         c = self.config
         return pipeline.train_batches(
-            self.sources, per_host_batch, seed=c.seed, start_step=start_step,
+            sources or self.sources, per_host_batch, seed=c.seed, start_step=start_step,
             augment_config=c.augment.to_dict(), flip_permutation=self.landmark_set.flip_permutation,
             shuffle_buffer=c.data.shuffle_buffer, threads=c.data.threads or None)
 
