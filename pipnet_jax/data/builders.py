@@ -460,12 +460,14 @@ def load(name, split, data_dir, *, decode=True, read_config=None):
     return ds
 
 
-def prepare_synthetic(data_dir, num_train=512, num_test=128, seed=0, *, workers=None):
+def prepare_synthetic(data_dir, num_train=512, num_test=128, seed=0, *, workers=None,
+                      style='a'):
     """Writes the synthetic raw set under data_dir/raw (synthetic.write_wflw_dataset) and
     builds 'pipnet_synthetic' from it; both steps are skipped when already done with these
-    parameters, and a build from other parameters is replaced. Returns the builder."""
+    parameters, and a build from other parameters (style included) is replaced. Returns the
+    builder. style: a key of synthetic.STYLES ('b': a shifted domain)."""
     raw = pathlib.Path(data_dir) / 'raw'
-    synthetic.write_wflw_dataset(raw, num_train, num_test, seed, workers=workers)
+    synthetic.write_wflw_dataset(raw, num_train, num_test, seed, workers=workers, style=style)
     current = (raw / synthetic.INFO_FILE).read_text()
     try:
         stale = builder('pipnet_synthetic', data_dir).info.metadata.get('raw_info') != current

@@ -12,10 +12,15 @@ Canonical units are those of PIPNet's WFLW crop frame (spec 11.2; the neutral sh
 the released WFLW meanface) shifted so that the origin is the centre of the eye line: jaw at
 x = +-0.42, brows at y ~ -0.09, chin at y ~ 0.5, crop centre at (0, 0.1).
 
+Styles (`style`): 'a' is the default domain; 'b' is a deliberately different one for
+domain-shift experiments (larger yaw/roll, strong side light at low contrast, a muted, darker
+palette with striped backgrounds, more and larger occluders, more and stronger blur). See STYLES.
+
 No TensorFlow or JAX here: worker processes start fast, and the generator runs anywhere.
 """
 import argparse
 import colorsys
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -220,11 +225,41 @@ def _sample_shape_params(rng):
     return p
 
 
-def _sample_pose(rng):
+@dataclasses.dataclass(frozen=True)
+class Style:
+    """The knobs of a style's random distributions (angles in degrees)."""
+    yaw: tuple = (0.25, 15, 65)    # (probability of the uniform +-max tail, normal sd, max)
+    pitch: tuple = (8, 25)         # (normal sd, max)
+    roll: tuple = (0.2, 10, 50)    # as yaw
+    skin: tuple = (0.75, (0.02, 0.1), (0.2, 0.6), (0.3, 0.95))  # P(tone), hue, sat., value
+    palette: tuple = ((0.0, 1.0), (0.05, 1.0))  # saturation, value of all other colours
+    occluders: tuple = (0.35, 0.75, 2)  # P(any), P(one | any), count otherwise
+    occluder_size: tuple = (0.12, 0.45)  # x the crop side
+    blur: tuple = (0.22, (0.035, 0.08), (0.0, 0.015))  # P(blur), sigma if blurred, else
+    harsh: bool = False  # striped backgrounds, strong side light, low contrast, more noise
+
+
+STYLES = {
+    "a": Style(),
+    "b": Style(yaw=(0.5, 30, 85), pitch=(12, 35), roll=(0.5, 25, 75),
+               skin=(0.85, (0.0, 0.14), (0.1, 0.4), (0.3, 0.8)),
+               palette=((0.0, 0.35), (0.1, 0.85)), occluders=(0.6, 0.5, 3),
+               occluder_size=(0.18, 0.5), blur=(0.4, (0.04, 0.09), (0.005, 0.02)), harsh=True),
+}
+
+
+def _style(style):
+    if style not in STYLES:
+        raise ValueError(f"unknown synthetic style {style!r}; known: {sorted(STYLES)}")
+    return STYLES[style]
+
+
+def _sample_pose(rng, st=STYLES["a"]):
     """(yaw, pitch, roll) in degrees: mostly near frontal, with a large-pose tail."""
-    yaw = rng.uniform(-65, 65) if rng.uniform() < 0.25 else np.clip(rng.normal(0, 15), -65, 65)
-    pitch = np.clip(rng.normal(0, 8), -25, 25)
-    roll = rng.uniform(-50, 50) if rng.uniform() < 0.2 else np.clip(rng.normal(0, 10), -50, 50)
+    (yp, ysd, ym), (psd, pm), (rp, rsd, rm) = st.yaw, st.pitch, st.roll
+    yaw = rng.uniform(-ym, ym) if rng.uniform() < yp else np.clip(rng.normal(0, ysd), -ym, ym)
+    pitch = np.clip(rng.normal(0, psd), -pm, pm)
+    roll = rng.uniform(-rm, rm) if rng.uniform() < rp else np.clip(rng.normal(0, rsd), -rm, rm)
     return float(yaw), float(pitch), float(roll)
 
 
@@ -275,25 +310,27 @@ def _mul(colour, f):
     return tuple(min(255.0, c * f) for c in colour)
 
 
-def _skin_colour(rng):
+def _skin_colour(rng, st=STYLES["a"]):
     # Mostly skin tones, but any hue at times: colour alone must not identify the face.
-    if rng.uniform() < 0.75:
-        return _bgr(rng.uniform(0.02, 0.1), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.95))
+    tone, hue, sat, val = st.skin
+    if rng.uniform() < tone:
+        return _bgr(rng.uniform(*hue), rng.uniform(*sat), rng.uniform(*val))
     return _bgr(rng.uniform(), rng.uniform(0.0, 0.6), rng.uniform(0.25, 0.95))
 
 
-def _any_colour(rng, skin):
+def _any_colour(rng, skin, st=STYLES["a"]):
     if rng.uniform() < 0.2:  # skin-like distractors in the background and on occluders
         return tuple(float(np.clip(c * rng.uniform(0.8, 1.2), 0, 255)) for c in skin)
-    return _bgr(rng.uniform(), rng.uniform(), rng.uniform(0.05, 1.0))
+    sat, val = st.palette
+    return _bgr(rng.uniform(), rng.uniform(*sat), rng.uniform(*val))
 
 
-def _background(rng, h, w, skin):
+def _background(rng, h, w, skin, st):
     """Two-colour gradient + low-frequency texture + random shapes."""
     # Built on a k x k grid and upsampled: the gradient is linear (kept exactly by the
     # interpolation) and the texture smooth, so full-resolution float work would be wasted.
-    c1 = np.array(_any_colour(rng, skin), np.float32)
-    c2 = np.array(_any_colour(rng, skin), np.float32)
+    c1 = np.array(_any_colour(rng, skin, st), np.float32)
+    c2 = np.array(_any_colour(rng, skin, st), np.float32)
     a = rng.uniform(0, 2 * np.pi)
     k = int(rng.integers(3, 12))
     grid = np.linspace(0.0, 1.0, k, dtype=np.float32)
@@ -303,7 +340,7 @@ def _background(rng, h, w, skin):
     img = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (w, h),
                      interpolation=cv2.INTER_CUBIC)
     for _ in range(int(rng.integers(2, 12))):
-        colour = _any_colour(rng, skin)
+        colour = _any_colour(rng, skin, st)
         thick = -1 if rng.uniform() < 0.6 else int(rng.integers(1, 6))
         c = rng.uniform(0, 1, 2) * [w, h]
         r = rng.uniform(0.05, 0.5) * min(h, w)
@@ -319,6 +356,12 @@ def _background(rng, h, w, skin):
             _line(img, [c, c + rng.uniform(-1, 1, 2) * 2 * r], colour, max(thick, 1) * 2)
         else:
             _fill(img, c + rng.uniform(-1, 1, (int(rng.integers(3, 7)), 2)) * r, colour)
+    if st.harsh:  # a fine grating (fabric, blinds) all over the background
+        period, angle, amplitude = rng.uniform(3, 12), rng.uniform(0, np.pi), rng.uniform(15, 45)
+        t = (math.cos(angle) * np.arange(w, dtype=np.float32)[None]
+             + math.sin(angle) * np.arange(h, dtype=np.float32)[:, None])
+        wave = np.float32(amplitude) * np.sin(t * np.float32(2 * np.pi / period))
+        img = np.clip(img + wave[..., None], 0, 255).astype(np.uint8)
     return img
 
 
@@ -361,23 +404,24 @@ def _draw_eye(img, lid, pupil, sclera, iris):
     roi[:] = (roi * (1 - a) + eye * a).astype(np.uint8)
 
 
-def _occluders(rng, img, lm, scale, skin):
-    """Draws 0-2 random occluders over the face -> mask of the landmarks they hide."""
+def _occluders(rng, img, lm, scale, skin, st):
+    """Draws random occluders over the face (0-2 in style a) -> mask of the landmarks hidden."""
     covered = np.zeros(len(lm), bool)
-    n = 0 if rng.uniform() > 0.35 else (1 if rng.uniform() < 0.75 else 2)
+    p_any, p_one, more = st.occluders
+    n = 0 if rng.uniform() > p_any else (1 if rng.uniform() < p_one else more)
     for _ in range(n):
         kind = rng.choice(5, p=[0.25, 0.25, 0.25, 0.1, 0.15])
         anchor = lm[rng.integers(len(lm))] + rng.normal(0, 0.05 * scale, 2)
-        size = rng.uniform(0.12, 0.45) * scale
+        size = rng.uniform(*st.occluder_size) * scale
         angle = rng.uniform(0, np.pi)
-        colour = _any_colour(rng, skin)
+        colour = _any_colour(rng, skin, st)
         if kind == 0:  # box
             polys = [_rect(anchor, rng.uniform(0.4, 1.0, 2) * size, angle)]
         elif kind == 1:  # round object
             polys = [_ellipse(anchor, (size, size * rng.uniform(0.4, 1.0)), angle)]
         elif kind == 2:  # hand: palm + four fingers, usually skin-coloured
             if rng.uniform() < 0.8:
-                colour = _mul(_skin_colour(rng), rng.uniform(0.8, 1.1))
+                colour = _mul(_skin_colour(rng, st), rng.uniform(0.8, 1.1))
             d = np.array([np.cos(angle), np.sin(angle)])  # finger direction
             side = np.array([-d[1], d[0]])
             polys = [_ellipse(anchor, (0.5 * size, 0.42 * size), angle)]
@@ -402,22 +446,23 @@ def _occluders(rng, img, lm, scale, skin):
     return covered
 
 
-def _render(rng, size, p, lm, to_px, scale, yaw):
+def _render(rng, size, p, lm, to_px, scale, yaw, st):
     """Draws the face whose landmarks are lm (pixels) -> (BGR image, attribute flags)."""
     h, w = size
-    skin = _skin_colour(rng)
-    img = _background(rng, h, w, skin)
+    skin = _skin_colour(rng, st)
+    img = _background(rng, h, w, skin, st)
     u = rng.uniform
 
     # Behind the face: shoulders, neck, hair. These hang on the head's axis, so they do not
     # turn with yaw (turn=False), and neither does the cranium's outline.
     if u() < 0.85:
         clothes = [[-0.3, 0.75], [0.3, 0.75], [1.1, 1.0], [1.3, 2.2], [-1.3, 2.2], [-1.1, 1.0]]
-        _fill(img, to_px(np.array(clothes), turn=False), _any_colour(rng, skin))
+        _fill(img, to_px(np.array(clothes), turn=False), _any_colour(rng, skin, st))
     nw = u(0.18, 0.26)
     neck = np.array([[-nw, 0.2], [nw, 0.2], [1.15 * nw, 1.3], [-1.15 * nw, 1.3]])
     _fill(img, to_px(neck, turn=False), _mul(skin, 0.75))
-    hair = _bgr(u(0.02, 0.12), u(0.2, 0.8), u(0.05, 0.8)) if u() < 0.85 else _any_colour(rng, skin)
+    hair = (_bgr(u(0.02, 0.12), u(0.2, 0.8), u(0.05, 0.8)) if u() < 0.85
+            else _any_colour(rng, skin, st))
     radius, jt, fh = _radius(p), p["jaw_top"], u(0.36, 0.5)
     th = np.linspace(0, np.pi, 25)
     if u() < 0.8:
@@ -508,7 +553,7 @@ def _render(rng, size, p, lm, to_px, scale, yaw):
             _line(img, poly, frame, 0.01 * scale, closed=True)
         _line(img, [lens[0][0], lens[1][12]], frame, 0.01 * scale)
 
-    covered = _occluders(rng, img, lm, scale, skin)
+    covered = _occluders(rng, img, lm, scale, skin, st)
 
     # Camera: blur, scene lighting (a linear gradient across the face), colour cast, noise.
     illumination = False
@@ -518,8 +563,11 @@ def _render(rng, size, p, lm, to_px, scale, yaw):
         k, illumination = u(0.6, 1.1), True
     elif r < 0.27:
         ambient, illumination = (u(0.3, 0.5) if u() < 0.5 else u(1.45, 1.8)), True
-    blur = u() < 0.22
-    sigma = (u(0.035, 0.08) if blur else u(0.0, 0.015)) * 0.5 * scale  # x inter-ocular dist.
+    if st.harsh:  # strong light from one side
+        k, ambient, illumination = u(0.5, 0.9), u(0.75, 1.05), True
+    p_blur, strong, weak = st.blur
+    blur = u() < p_blur
+    sigma = (u(*strong) if blur else u(*weak)) * 0.5 * scale  # x inter-ocular distance
     if blur and u() < 0.25:  # motion blur: a line kernel
         n = max(3, int(round(3 * sigma)) | 1)
         kernel = np.zeros((n, n), np.float32)
@@ -530,11 +578,15 @@ def _render(rng, size, p, lm, to_px, scale, yaw):
     elif sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
     cx, cy = to_px(_PIVOT[None])[0]
-    a = u(0, 2 * np.pi)  # light direction
+    a = u(-0.4, 0.4) + np.pi * (u() < 0.5) if st.harsh else u(0, 2 * np.pi)  # light direction
     field = (math.cos(a) * (np.arange(w, dtype=np.float32)[None] - np.float32(cx))
              + math.sin(a) * (np.arange(h, dtype=np.float32)[:, None] - np.float32(cy)))
     field = np.clip(1 + field * np.float32(k / (0.5 * scale)), 0.05, 2.5) * np.float32(ambient)
     f = img * field[..., None] * np.asarray(u(0.9, 1.1, 3), np.float32)  # colour cast
+    if st.harsh:  # low contrast (haze, a flat sensor curve) and more noise below
+        mean = f.mean((0, 1))
+        f = mean + np.float32(u(0.5, 0.75)) * (f - mean)
+        f += _GAUSS[rng.integers(0, 256, f.shape, dtype=np.uint8)] * np.float32(u(2.0, 6.0))
     # Sensor noise: Gaussian via a 256-entry inverse-CDF table (4x faster than normal()).
     noise = _GAUSS[rng.integers(0, 256, f.shape, dtype=np.uint8)]
     f += noise * np.float32(u(0.0, 6.0))
@@ -545,17 +597,18 @@ def _render(rng, size, p, lm, to_px, scale, yaw):
                      occlusion=int(covered.sum()) >= OCCLUDED_POINTS_FOR_FLAG)
 
 
-def generate_face(rng, size=(256, 256)):
+def generate_face(rng, size=(256, 256), style="a"):
     """One random face.
 
-    rng: a numpy Generator; size: (H, W).
+    rng: a numpy Generator; size: (H, W); style: a key of STYLES.
     Returns (image uint8 BGR (H, W, 3), landmarks (98, 2) float64 image pixels,
     rect (xmin, ymin, xmax, ymax) detector-style face box in pixels, attributes dict
     {name: 0/1} for ATTRIBUTES).
     """
     h, w = size
+    st = _style(style)
     p = _sample_shape_params(rng)
-    yaw, pitch, roll = _sample_pose(rng)
+    yaw, pitch, roll = _sample_pose(rng, st)
     angles, radius = np.radians([yaw, pitch, roll]), _radius(p)
     # scale = pixels per canonical unit = side of PIPNet's crop; faces not always centred.
     scale = min(h, w) * math.exp(rng.uniform(math.log(0.4), math.log(1.0)))
@@ -577,7 +630,7 @@ def generate_face(rng, size=(256, 256)):
         return centre + scale * (_pose(points, depth, contour, *a, radius) - drift - _PIVOT)
 
     lm = centre + scale * (posed - drift - _PIVOT)
-    img, flags = _render(rng, (h, w), p, lm, to_px, scale, angles[0])
+    img, flags = _render(rng, (h, w), p, lm, to_px, scale, angles[0], st)
 
     # Detector-style box (see RECT_MARGINS) with a detector's jitter.
     (x0, y0), (x1, y1) = lm.min(0), lm.max(0)
@@ -626,8 +679,8 @@ def _atomic_write(path, data: bytes):
 
 def _write_face(job):
     """Worker: renders and writes one image -> (split, annotation line)."""
-    root, split, index, seed, size = job
-    img, lm, rect, attributes = generate_face(_face_rng(seed, split, index), size)
+    root, split, index, seed, size, style = job
+    img, lm, rect, attributes = generate_face(_face_rng(seed, split, index), size, style)
     rel = f"{IMAGE_SUBDIR}/{split}_{index:05d}.jpg"
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
@@ -644,10 +697,11 @@ def annotation_file(root, split):
     return pathlib.Path(root) / ANNOTATION_DIR / f"list_98pt_rect_attr_{split}.txt"
 
 
-def write_wflw_dataset(root, num_train, num_test, seed=0, image_size=(256, 256), workers=None):
+def write_wflw_dataset(root, num_train, num_test, seed=0, image_size=(256, 256), workers=None,
+                       style="a"):
     """Writes a synthetic data set in WFLW's raw layout under root -> root (a Path).
 
-    Deterministic for (seed, counts, image_size): each image has its own random stream
+    Deterministic for (seed, counts, image_size, style): each image has its own random stream
     derived from (seed, split, index), so the bytes do not depend on `workers` (processes;
     default os.cpu_count()). Skips the work when root already holds a complete data set with
     the same parameters (synthetic_info.json). Every file is written to a temp name and
@@ -659,8 +713,11 @@ def write_wflw_dataset(root, num_train, num_test, seed=0, image_size=(256, 256),
     if min(num_train, num_test) < 0 or seed < 0 or min(h, w) < 16:
         raise ValueError(f"need num_train, num_test >= 0, seed >= 0 and an image size of at "
                          f"least 16x16; got {num_train}, {num_test}, {seed}, {image_size}")
+    _style(style)
     info = dict(version=VERSION, seed=int(seed), num_train=int(num_train),
                 num_test=int(num_test), image_size=[h, w])
+    if style != "a":  # absent means 'a': data sets written before styles existed stay valid
+        info["style"] = style
     info_path = root / INFO_FILE
     files = {split: annotation_file(root, split) for split in SPLITS}
     try:
@@ -675,7 +732,7 @@ def write_wflw_dataset(root, num_train, num_test, seed=0, image_size=(256, 256),
         path.unlink(missing_ok=True)
     (root / "WFLW_images" / IMAGE_SUBDIR).mkdir(parents=True, exist_ok=True)
     (root / ANNOTATION_DIR).mkdir(parents=True, exist_ok=True)
-    jobs = [(str(root), split, i, int(seed), (h, w))
+    jobs = [(str(root), split, i, int(seed), (h, w), style)
             for split, n in zip(SPLITS, (num_train, num_test)) for i in range(1, n + 1)]
     lines = {split: [] for split in SPLITS}
     workers = (os.cpu_count() or 1) if workers is None else max(1, int(workers))
@@ -722,13 +779,14 @@ def draw_landmarks(img, landmarks, rect=None, attributes=None):
     return out
 
 
-def render_preview(path, n=16, seed=0, image_size=(256, 256)):
+def render_preview(path, n=16, seed=0, image_size=(256, 256), style="a"):
     """Saves a grid of n generated faces with landmarks, rects and flags drawn -> path."""
     h, w = image_size
     cols = math.ceil(math.sqrt(n))
     grid = np.zeros((math.ceil(n / cols) * h, cols * w, 3), np.uint8)
     for i in range(n):
-        img, lm, rect, attributes = generate_face(_face_rng(seed, "test", 100000 + i), (h, w))
+        img, lm, rect, attributes = generate_face(_face_rng(seed, "test", 100000 + i), (h, w),
+                                                  style)
         r, c = divmod(i, cols)
         grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = draw_landmarks(img, lm, rect, attributes)
     if not cv2.imwrite(str(path), grid):
@@ -745,13 +803,15 @@ def main(argv=None):
     parser.add_argument("--image_size", type=int, nargs=2, default=(256, 256),
                         metavar=("H", "W"))
     parser.add_argument("--workers", type=int, default=None, help="default: all cores")
+    parser.add_argument("--style", default="a", choices=sorted(STYLES))
     parser.add_argument("--preview", default=None, help="also save a preview grid PNG here")
     args = parser.parse_args(argv)
     root = write_wflw_dataset(args.out, args.num_train, args.num_test, args.seed,
-                              tuple(args.image_size), args.workers)
+                              tuple(args.image_size), args.workers, args.style)
     print(f"WFLW-format synthetic data set: {root}")
     if args.preview:
-        render_preview(args.preview, seed=args.seed, image_size=tuple(args.image_size))
+        render_preview(args.preview, seed=args.seed, image_size=tuple(args.image_size),
+                       style=args.style)
         print(f"preview: {args.preview}")
 
 

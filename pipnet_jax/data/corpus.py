@@ -1,0 +1,209 @@
+"""Unlabelled face corpora for STC pseudo-labelling: an ordered list of 256x256 face crops.
+
+Three kinds of source, chosen by `open_corpus(spec)`:
+
+  {'images': DIR}                    every image file under DIR (recursively, sorted by
+                                     relative path), already a face crop: resized to 256x256.
+                                     A bare path is the same.
+  {'boxes': FILE, 'images': DIR}     a box list as GSSL's celeba_bboxes.txt (lines
+                                     'name xmin ymin xmax ymax', names relative to DIR),
+                                     cropped with the original's CelebA rule (spec 11.6).
+  {'tfds': NAME, 'split': 'train',   a built TFDS set (e.g. 'pipnet_synthetic'), in stored
+   'data_dir': DIR}                  order; its landmarks are ignored.
+
+A Corpus has a stable unique string id per item (relative path; box-list name; TFDS image_id),
+is split into fixed-size input shards (shard k = items [k * size, (k + 1) * size)), and loads
+one item at a time as RGB uint8 (256, 256, 3). An image that cannot be read raises CorpusError
+naming the file (the pseudo-labeller reports it and skips the item). `description` is a
+JSON-able dict identifying the corpus (for the pseudo-label manifest).
+"""
+import collections
+import math
+import os
+import pathlib
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from pipnet_jax.data import annotations as A
+
+IMAGE_SIZE = 256  # = builders.IMAGE_SIZE (not imported: folder and box corpora need no TF)
+_TFDS_BLOCK = 256  # TFDS items read per pass: sequential reads, bounded memory
+
+
+class CorpusError(A.AnnotationError):
+    """An item that cannot be loaded; the message names the file (and the list line)."""
+
+
+class Item(NamedTuple):
+    index: int  # position in the corpus
+    id: str
+
+
+class Corpus:
+    """An ordered unlabelled corpus: ids, shards, and `load(item)` -> uint8 (256, 256, 3)."""
+
+    def __init__(self, ids, loader, description):
+        self.ids = list(ids)
+        if len(set(self.ids)) != len(self.ids):
+            dup = [k for k, n in collections.Counter(self.ids).items() if n > 1][:3]
+            raise ValueError(f'corpus {description}: duplicate ids {dup}')
+        self._loader = loader
+        self.description = dict(description, count=len(self.ids))
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __repr__(self):
+        return f'Corpus({self.description})'
+
+    def num_shards(self, shard_size):
+        return math.ceil(len(self) / _positive(shard_size))
+
+    def shard_items(self, index, shard_size):
+        """The Items of input shard `index` (the last shard may be shorter)."""
+        n = self.num_shards(shard_size)
+        if not 0 <= index < n:
+            raise IndexError(f'shard {index} not in [0, {n}) for shard size {shard_size}')
+        start = index * shard_size
+        stop = min(start + shard_size, len(self))
+        return [Item(i, self.ids[i]) for i in range(start, stop)]
+
+    def load(self, item):
+        """RGB uint8 (256, 256, 3) of an Item (or index); CorpusError for a bad image."""
+        index = item.index if isinstance(item, Item) else int(item)
+        try:
+            image = self._loader(index)
+        except CorpusError:
+            raise
+        except (A.AnnotationError, cv2.error) as e:  # e.g. a box outside its image
+            raise CorpusError(f'{self.ids[index]}: {e}') from None
+        if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+            image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_LINEAR)
+        return image
+
+
+def _positive(shard_size):
+    if int(shard_size) != shard_size or shard_size < 1:
+        raise ValueError(f'shard_size must be a positive integer, got {shard_size!r}')
+    return int(shard_size)
+
+
+def _read(record):
+    """RGB uint8 of a record's image file (a truncated JPEG counts as unreadable)."""
+    path = record.image_path
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as e:
+        raise CorpusError(f'{record.source}: cannot read image {path}: {e.strerror or e}') \
+            from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or (data[:2] == b'\xff\xd8' and not _jpeg_complete(data)):
+        raise CorpusError(f'{record.source}: cannot decode image {path} (not an image, or '
+                          f'truncated)')
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _jpeg_complete(data):
+    if data.rstrip(b'\0\r\n\t ').endswith(b'\xff\xd9'):
+        return True
+    from pipnet_jax.data import builders  # the strict check needs TF: only for odd files
+    return builders._jpeg_complete(data)
+
+
+def image_folder(root):
+    """Every image under root (IMAGE_EXTENSIONS, any case), sorted by relative path."""
+    root = pathlib.Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f'corpus image folder {root} does not exist')
+    ids = sorted(p.relative_to(root).as_posix() for p in root.rglob('*')
+                 if p.suffix.lower() in A.IMAGE_EXTENSIONS and p.is_file())
+    if not ids:
+        raise ValueError(f'no images ({", ".join(A.IMAGE_EXTENSIONS)}) under {root}')
+
+    def load(i):
+        path = str(root / ids[i])
+        return _read(A.FaceRecord(path, None, np.zeros((0, 2)), source=ids[i]))
+
+    return Corpus(ids, load, {'kind': 'images', 'images': os.path.abspath(root)})
+
+
+def box_list(boxes, images):
+    """A 'name xmin ymin xmax ymax' list (GSSL celeba_bboxes.txt), CelebA GSSL crops."""
+    records = A.read_celeba_boxes(boxes, images, check_images=False)
+    if not records:
+        raise ValueError(f'no boxes in {boxes}')
+    total = collections.Counter(r.name for r in records)
+    seen = collections.Counter()
+    ids = []
+    for r in records:  # an image listed twice: name#k for its k-th (0-based) box
+        ids.append(r.name if total[r.name] == 1 else f'{r.name}#{seen[r.name]}')
+        seen[r.name] += 1
+
+    def load(i):
+        record = records[i]
+        crop, _ = A.crop_face(_read(record), record, 'celeba_gssl', IMAGE_SIZE)
+        return crop
+
+    return Corpus(ids, load, {'kind': 'boxes', 'boxes': os.path.abspath(boxes),
+                              'images': os.path.abspath(images), 'crop': 'celeba_gssl'})
+
+
+def tfds_set(name, split='train', data_dir=None):
+    """A built TFDS set's images in stored order; ids = image_id (else '<split>:<index>')."""
+    import tensorflow_datasets as tfds
+    from pipnet_jax.data import builders
+    b = (builders.builder(name, data_dir) if str(name).startswith('pipnet_')
+         else tfds.builder(name, data_dir=data_dir, try_gcs=False))
+
+    def read(part):
+        return b.as_dataset(split=part, shuffle_files=False,
+                            decoders={'image': tfds.decode.SkipDecoding()})
+
+    if 'image_id' in b.info.features:
+        ids = [v.decode() for v in read(split).map(lambda ex: ex['image_id'])
+               .as_numpy_iterator()]
+    else:
+        ids = [f'{split}:{i}' for i in range(b.info.splits[split].num_examples)]
+    block = {}  # start -> JPEG/PNG bytes of items [start, start + _TFDS_BLOCK)
+
+    def load(i):
+        start = i - i % _TFDS_BLOCK
+        if start not in block:
+            block.clear()
+            stop = min(start + _TFDS_BLOCK, len(ids))
+            if '[' in split:  # already a slice: read through it
+                ds = read(split).skip(start).take(stop - start)
+            else:  # TFDS skips to the block through its file index
+                ds = read(f'{split}[{start}:{stop}]')
+            block[start] = [ex['image'] for ex in ds.as_numpy_iterator()]
+        data = block[start][i - start]
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise CorpusError(f'{name}/{split} in {data_dir}: item {i} ({ids[i]}): '
+                              f'cannot decode its image')
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    return Corpus(ids, load, {'kind': 'tfds', 'tfds': str(name), 'split': split,
+                              'data_dir': os.path.abspath(data_dir) if data_dir else None})
+
+
+def open_corpus(spec=None, **kwargs):
+    """A Corpus from a spec: a folder path, or a mapping (dict, ConfigDict) / keywords with
+    'images' (folder), 'boxes' + 'images' (box list), or 'tfds' [+ 'split', 'data_dir']."""
+    if isinstance(spec, (str, os.PathLike)):
+        spec = {'images': spec}
+    spec = {**dict(spec or {}), **kwargs}
+    spec = {k: v for k, v in spec.items() if v not in (None, '')}
+    keys = set(spec)
+    if 'tfds' in keys and keys <= {'tfds', 'split', 'data_dir'}:
+        return tfds_set(spec['tfds'], spec.get('split', 'train'), spec.get('data_dir'))
+    if keys == {'boxes', 'images'}:
+        return box_list(spec['boxes'], spec['images'])
+    if keys == {'images'}:
+        return image_folder(spec['images'])
+    raise ValueError(f"corpus spec {spec} not understood: give {{'images': DIR}}, "
+                     f"{{'boxes': FILE, 'images': DIR}} or {{'tfds': NAME, 'split': SPLIT, "
+                     f"'data_dir': DIR}}")
