@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from pipnet_jax.decode import decoder
+from pipnet_jax.images import normalize_images
 from pipnet_jax.meanface import neighbor_indices
 from pipnet_jax.models import PIPNet
 from pipnet_jax.torch_port import from_torch_state_dict
@@ -126,7 +127,8 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
     rows = []
     for batch in batch_sizes:
         n_repeats = repeats or (10 if batch == 1 else 3)
-        images = np.random.RandomState(seed + batch).randn(batch, 3, image_size, image_size).astype(np.float32)
+        images_u8 = np.random.RandomState(seed + batch).randint(0, 256, (batch, image_size, image_size, 3)).astype(np.uint8)
+        images = np.asarray(normalize_images(images_u8)).transpose(0, 3, 1, 2).copy()
         x_torch = torch.from_numpy(images).to(device)
         x_cl = x_torch.contiguous(memory_format=torch.channels_last)
         x_jax = jax.device_put(images.transpose(0, 2, 3, 1))
@@ -137,7 +139,7 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
             if torch_compile:
                 candidates.append(("torch_compile", lambda: torch_backend(torch_cl, dtype, compiled=True), x_cl))
             if tflite and dtype == "float32" and not on_gpu:
-                candidates.append(("tflite", lambda: _tflite_backend(model, variables, neighbors, image_size, batch), images))
+                candidates.append(("tflite", lambda: _tflite_backend(model, variables, neighbors, image_size, batch), images_u8))
             reference = None
             timings = {}
             for name, make, x in candidates:
@@ -167,16 +169,16 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
 
 
 def _tflite_backend(model, variables, neighbors, image_size, batch):
-    """The TFLite export (XNNPACK on CPU) of the same network: float32 NHWC normalised input."""
+    """The TFLite export (XNNPACK on CPU) of the same network, fixed batch: uint8 images in
+    (normalisation and decode are inside the graph)."""
     import tempfile
 
     from pipnet_jax.export import export_tflite, load_tflite
 
     path = os.path.join(tempfile.mkdtemp(prefix="pipnet_bench_"), "model.tflite")
-    export_tflite(path, model, variables, neighbors, input_size=image_size, batch_size=batch,
-                  normalized_input=True)
+    export_tflite(path, model, variables, neighbors, input_size=image_size, batch_size=batch)
     run = load_tflite(path, num_threads=os.cpu_count())
-    return lambda x: np.asarray(run(x.transpose(0, 2, 3, 1))[0])
+    return lambda images_u8: np.asarray(run(images_u8)[0])
 
 
 def detector_timings(log=print, repeats: int = 5) -> list[dict]:

@@ -1,0 +1,419 @@
+"""Export a PIPNet for inference: uint8 RGB NHWC crops -> (landmarks (B, N, 2) in [0, 1],
+confidence (B, N)), normalisation, network and neighbour-vote decode in one graph.
+
+Formats:
+  jax          a serialized `jax.export` artifact (StableHLO); needs only jax to run.
+  saved_model  a TensorFlow SavedModel made by jax2tf; signature `serving_default`,
+               input `images`, outputs `landmarks` and `confidence`.
+  tflite       that graph converted to TFLite, float32, TFLITE_BUILTINS ops only.
+
+Each export also writes `<path>.json` saying what the artifact is. The batch dimension is
+symbolic (any batch size) unless batch_size is given. The weights are embedded as constants.
+TensorFlow is imported only by the SavedModel/TFLite functions.
+
+    python -m pipnet_jax.export --workdir workdirs/wflw --format tflite --out wflw.tflite
+    python -m pipnet_jax.export --torch_checkpoint epoch59.pth --num_landmarks 98 \\
+        --backbone resnet18 --meanface meanface.txt --format jax --out wflw_r18.jax
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pipnet_jax.images import normalize_images
+from pipnet_jax.meanface import reverse_index
+from pipnet_jax.train import make_predict_fn
+
+FORMATS = ("jax", "saved_model", "tflite")
+
+
+# --------------------------------------------------------------------------- helpers
+def _umask_mode(mode: int) -> int:
+    """`mode` less the process umask: temp files/folders are private (0600/0700) by default,
+    but an exported model should get the permissions any other file would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    """Temp file in the same folder + rename: a reader never sees a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, _umask_mode(0o666))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def metadata_path(path: str) -> str:
+    return os.path.abspath(path).rstrip(os.sep) + ".json"
+
+
+def _write_metadata(path, fmt, model, neighbors, input_size, batch_size, **extra) -> dict:
+    meta = {"format": fmt, "num_landmarks": model.num_landmarks, "backbone": model.backbone,
+            "num_neighbors": model.num_neighbors, "net_stride": model.net_stride,
+            "input_size": input_size, "neighbors_shape": list(np.shape(neighbors)),
+            "batch_size": batch_size if batch_size else "any",
+            "input": f"uint8 RGB images (B, {input_size}, {input_size}, 3), face crops",
+            "outputs": {"landmarks": "float32 (B, N, 2), x/width and y/height of the crop",
+                        "confidence": "float32 (B, N), the heatmap score at the chosen cell"},
+            "jax_version": jax.__version__, **extra}
+    _atomic_write(metadata_path(path), json.dumps(meta, indent=1).encode())
+    return meta
+
+
+def read_metadata(path: str) -> dict:
+    with open(metadata_path(path)) as f:
+        return json.load(f)
+
+
+def _check_images(images, input_size: int, batch_size=None) -> np.ndarray:
+    """Refuses anything but uint8 (B, S, S, 3): float images (0..1 or normalised) would run
+    without error and give meaningless landmarks."""
+    if not hasattr(images, "shape"):  # lists; jax arrays stay where they are (no host copy)
+        images = np.asarray(images)
+    want = f"({batch_size or 'B'}, {input_size}, {input_size}, 3)"
+    if (images.dtype != np.uint8 or images.ndim != 4
+            or images.shape[1:] != (input_size, input_size, 3)
+            or (batch_size and images.shape[0] != batch_size) or images.shape[0] == 0):
+        raise ValueError(f"this exported PIPNet expects uint8 RGB images of shape {want}; got "
+                         f"{images.dtype} {images.shape} (resize the face crop to "
+                         f"{input_size}x{input_size}, keep 0..255 values)")
+    return images
+
+
+def _check_neighbors(model, neighbors) -> np.ndarray:
+    neighbors = np.asarray(neighbors)
+    if neighbors.shape != (model.num_landmarks, model.num_neighbors):
+        raise ValueError(f"neighbor table has shape {neighbors.shape}; the model needs "
+                         f"({model.num_landmarks}, {model.num_neighbors})")
+    return neighbors
+
+
+# --------------------------------------------------------------------------- jax.export
+def export_jax(path: str, model, variables, neighbors, input_size: int = 256,
+               batch_size=None, platforms=("cpu",)) -> dict:
+    """Serializes the jitted predict function (the same one evaluation uses) with the
+    variables baked in. platforms may add 'cuda'/'tpu': one artifact, lowered per platform,
+    runs where it is loaded. Returns the metadata written to <path>.json."""
+    neighbors = _check_neighbors(model, neighbors)
+    predict = make_predict_fn(model, neighbors, input_size)
+    batch = jax.export.symbolic_shape("b")[0] if batch_size is None else batch_size
+    spec = jax.ShapeDtypeStruct((batch, input_size, input_size, 3), jnp.uint8)
+    exported = jax.export.export(jax.jit(lambda images: predict(variables, images)),
+                                 platforms=tuple(platforms))(spec)
+    _atomic_write(path, exported.serialize())
+    return _write_metadata(path, "jax", model, neighbors, input_size, batch_size,
+                           platforms=list(exported.platforms))
+
+
+def load_jax(path: str):
+    """-> fn(uint8 images) -> (landmarks, confidence) as jax arrays (no TensorFlow needed)."""
+    with open(path, "rb") as f:
+        exported = jax.export.deserialize(bytearray(f.read()))
+    shape = exported.in_avals[0].shape
+    batch = shape[0] if isinstance(shape[0], int) else None
+    call = jax.jit(exported.call)  # compile once per batch size, not per call
+
+    def predict(images):
+        return call(_check_images(images, shape[1], batch))
+
+    return predict
+
+
+# --------------------------------------------------------------------------- TensorFlow
+def graph_decoder(neighbors, net_stride: int = 32, input_size: int = 256):
+    """decode.decoder(merge=True) in ops the TFLite converter can legalize from StableHLO.
+
+    jax2tf always embeds StableHLO now (non-native serialization is gone), and TFLite's
+    StableHLO legalizer rejects three things decode.py lowers to: the two-operand reduce of
+    jnp.argmax, take_along_axis's batched gather, and gathers whose shape holds the symbolic
+    batch. So: argmax = smallest index among the maxima (same first-max tie rule); reading a
+    channel at a cell = masked sum over cells (exact, it adds zeros); the vote mean = a
+    constant 0/1 (N*C, N) matrix product, duplicated padding votes counted as in the mean.
+    Results match decode.py to float rounding (tests compare both)."""
+    neighbors = np.asarray(neighbors)
+    n, c = neighbors.shape
+    ri1, ri2, max_len = reverse_index(neighbors)
+    vote_channels = (ri1.astype(np.int64) * c + ri2).reshape(n, max_len)
+    votes = np.zeros((n * c, n), np.float32)
+    np.add.at(votes, (vote_channels, np.arange(n)[:, None]), 1.0)
+    scale = input_size / net_stride
+
+    def decode(output):
+        b, h, w, _ = output.score.shape
+        flat = output.score.reshape(b, h * w, n)
+        confidence = jnp.max(flat, axis=1)
+        cells = jnp.arange(h * w, dtype=jnp.int32)[None, :, None]
+        cell = jnp.min(jnp.where(flat == confidence[:, None, :], cells, h * w), axis=1)
+        col, row = (cell % w).astype(jnp.float32), (cell // w).astype(jnp.float32)
+
+        def at_cell(maps, owner):
+            maps = maps.reshape(b, h * w, maps.shape[-1])
+            return jnp.sum(jnp.where(cells == owner[:, None, :], maps, 0.0), axis=1)
+
+        x = (col + at_cell(output.offset_x, cell)) / scale
+        y = (row + at_cell(output.offset_y, cell)) / scale
+        owner = jnp.repeat(cell, c, axis=1)  # channel i*C+j is read at landmark i's cell
+        vote_x = (jnp.repeat(col, c, axis=1) + at_cell(output.neighbor_x, owner)) / scale
+        vote_y = (jnp.repeat(row, c, axis=1) + at_cell(output.neighbor_y, owner)) / scale
+        hp = jax.lax.Precision.HIGHEST  # keep the vote sums float32 on every backend
+        merged_x = (x + jnp.matmul(vote_x, votes, precision=hp)) / (max_len + 1)
+        merged_y = (y + jnp.matmul(vote_y, votes, precision=hp)) / (max_len + 1)
+        return jnp.stack([merged_x, merged_y], axis=-1), confidence
+
+    return decode
+
+
+def _tf_module(model, variables, neighbors, input_size, batch_size, platforms=("cpu",)):
+    """tf.Module with `serve(images)` -> {'landmarks', 'confidence'} made by jax2tf."""
+    import tensorflow as tf
+    from jax.experimental import jax2tf
+
+    neighbors = _check_neighbors(model, neighbors)
+    decode = graph_decoder(neighbors, model.net_stride, input_size)
+
+    def infer(images):
+        landmarks, confidence = decode(model.apply(variables, normalize_images(images, input_size)))
+        return {"landmarks": landmarks, "confidence": confidence}
+
+    poly = None if batch_size else [f"(b, {input_size}, {input_size}, 3)"]
+    converted = jax2tf.convert(infer, polymorphic_shapes=poly, with_gradient=False,
+                               native_serialization_platforms=tuple(platforms))
+    module = tf.Module()
+    spec = tf.TensorSpec((batch_size, input_size, input_size, 3), tf.uint8, name="images")
+    # The lambda names the signature's input `images` (jax2tf would call it args_tf_0).
+    module.serve = tf.function(lambda images: converted(images), autograph=False,
+                               input_signature=[spec])
+    return module
+
+
+def export_saved_model(path: str, model, variables, neighbors, input_size: int = 256,
+                       batch_size=None, platforms=("cpu",)) -> dict:
+    """SavedModel folder at `path` (replaced as a whole: written beside it, then renamed).
+    platforms: where TF may run it ('cpu', 'cuda', 'tpu'); the graph is StableHLO inside an
+    XlaCallModule op, checked against the platform it runs on."""
+    import tensorflow as tf
+
+    module = _tf_module(model, variables, neighbors, input_size, batch_size, platforms)
+    path = os.path.abspath(path).rstrip(os.sep)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
+    try:
+        tf.saved_model.save(module, tmp, signatures={
+            "serving_default": module.serve.get_concrete_function()})
+        os.chmod(tmp, _umask_mode(0o777))
+        if os.path.isdir(path):  # os.replace cannot overwrite a non-empty folder
+            old = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".old.")
+            os.replace(path, os.path.join(old, "x"))
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _write_metadata(path, "saved_model", model, neighbors, input_size, batch_size,
+                           platforms=list(platforms), tensorflow_version=tf.__version__)
+
+
+def load_saved_model(path: str):
+    """-> fn(uint8 images) -> (landmarks, confidence) as numpy arrays, via TensorFlow."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    shape = serve.structured_input_signature[1]["images"].shape
+
+    def predict(images):
+        out = serve(images=tf.constant(_check_images(images, shape[1], shape[0])))
+        return out["landmarks"].numpy(), out["confidence"].numpy()
+
+    return predict
+
+
+def export_tflite(path: str, model, variables, neighbors, input_size: int = 256,
+                  batch_size=None) -> dict:
+    """float32 .tflite with builtin ops only (runs on the plain TFLite/LiteRT runtime, and
+    XNNPACK takes the convolutions). Converted from the same jax2tf graph as the SavedModel."""
+    import tensorflow as tf
+
+    module = _tf_module(model, variables, neighbors, input_size, batch_size)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.serve.get_concrete_function()], module)
+    # SELECT_TF_OPS would not help: the legalizer fails on StableHLO, not on missing TF ops.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    _atomic_write(path, converter.convert())
+    return _write_metadata(path, "tflite", model, neighbors, input_size, batch_size,
+                           ops="TFLITE_BUILTINS", tensorflow_version=tf.__version__)
+
+
+def _interpreter_class():
+    try:  # LiteRT, TFLite's successor, when installed
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        import tensorflow as tf
+        Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
+    return Interpreter, OpResolverType
+
+
+def load_tflite(path: str, num_threads=None, xnnpack: bool = True):
+    """-> fn(uint8 images) -> (landmarks, confidence) as numpy arrays, via the TFLite
+    interpreter (num_threads default: all CPUs). xnnpack=False drops the default XNNPACK
+    delegate (for comparison). The input is resized when the batch size changes."""
+    Interpreter, OpResolverType = _interpreter_class()
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    with warnings.catch_warnings():  # tf.lite.Interpreter's "use ai_edge_litert" notice
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = Interpreter(model_path=path, num_threads=num_threads or os.cpu_count(),
+                                  experimental_op_resolver_type=resolver)
+    # Outputs come in converter order; the signature maps them to their names.
+    runner = interpreter.get_signature_runner("serving_default")
+    inp = runner.get_input_details()["images"]
+    outs = runner.get_output_details()
+    size = int(inp["shape_signature"][1])
+    fixed = int(inp["shape_signature"][0]) if inp["shape_signature"][0] > 0 else None
+    current = [None]
+
+    def predict(images):
+        images = np.asarray(_check_images(images, size, fixed))
+        if current[0] != images.shape:
+            interpreter.resize_tensor_input(inp["index"], images.shape, strict=True)
+            interpreter.allocate_tensors()
+            current[0] = images.shape
+        interpreter.set_tensor(inp["index"], images)
+        interpreter.invoke()
+        return (interpreter.get_tensor(outs["landmarks"]["index"]),
+                interpreter.get_tensor(outs["confidence"]["index"]))
+
+    predict.input_size = size
+    return predict
+
+
+def time_tflite(path: str, batch_size: int = 1, repeats: int = 20, threads: int = 2,
+                warmup: int = 3, xnnpack: bool = True) -> float:
+    """Median wall time in ms of one interpreter call on random uint8 images."""
+    predict = load_tflite(path, threads, xnnpack)
+    size = predict.input_size
+    images = np.random.RandomState(0).randint(0, 256, (batch_size, size, size, 3), np.uint8)
+    for _ in range(warmup):
+        predict(images)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(images)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+# --------------------------------------------------------------------------- CLI
+def load_workdir(workdir: str):
+    """(model, variables, neighbors, input_size) from a training workdir: config.json,
+    meanface.txt and the latest checkpoint. The model is built float32 whatever the training
+    compute dtype (params are stored float32)."""
+    from pipnet_jax.checkpoint import Checkpointer
+    from pipnet_jax.meanface import neighbor_indices, read_meanface
+    from pipnet_jax.models import PIPNet
+
+    with open(os.path.join(workdir, "config.json")) as f:
+        cfg = json.load(f)["model"]
+    meanface = read_meanface(os.path.join(workdir, "meanface.txt"))
+    model = PIPNet(len(meanface), cfg["backbone"], cfg["num_neighbors"], cfg["net_stride"])
+    checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        if checkpoints.latest_step() is None:
+            raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}; train first")
+        # Restored as saved (no target tree), so the optimizer settings need not be known.
+        state, record = checkpoints.restore(None)
+    finally:
+        checkpoints.close()
+    variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
+    expected = jax.eval_shape(model.init, jax.random.PRNGKey(0),
+                              jnp.zeros((1, cfg["input_size"], cfg["input_size"], 3)))
+    shapes = lambda tree: jax.tree_util.tree_map(np.shape, dict(tree))
+    if shapes(expected) != shapes(variables):
+        raise ValueError(f"checkpoint step {record['step']} in {workdir} does not fit "
+                         f"PIPNet({model.num_landmarks}, {model.backbone!r}) from its config.json")
+    return model, variables, neighbor_indices(meanface, model.num_neighbors), cfg["input_size"]
+
+
+def load_torch(checkpoint: str, num_landmarks: int, backbone: str, meanface_file: str,
+               num_neighbors: int = 10, net_stride: int = 32):
+    """(model, variables, neighbors) from a PyTorch .pth (e.g. a released PIPNet)."""
+    from pipnet_jax.meanface import neighbor_indices, read_meanface
+    from pipnet_jax.models import PIPNet
+    from pipnet_jax.torch_port import from_torch_state_dict, load_torch_checkpoint
+
+    meanface = read_meanface(meanface_file)
+    if len(meanface) != num_landmarks:
+        raise ValueError(f"{meanface_file} has {len(meanface)} points, not {num_landmarks}")
+    model = PIPNet(num_landmarks, backbone, num_neighbors, net_stride)
+    state, _ = load_torch_checkpoint(checkpoint)
+    return model, from_torch_state_dict(state, model), neighbor_indices(meanface, num_neighbors)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m pipnet_jax.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--workdir", help="training workdir (config.json, meanface.txt, checkpoints/)")
+    src.add_argument("--torch_checkpoint", help="PyTorch .pth instead of a workdir")
+    p.add_argument("--format", choices=FORMATS, required=True)
+    p.add_argument("--out", required=True, help="output file (SavedModel: folder)")
+    p.add_argument("--batch_size", type=int, default=None, help="fixed batch; default: any")
+    p.add_argument("--platforms", default="cpu", help="jax/saved_model: e.g. cpu,cuda")
+    g = p.add_argument_group("with --torch_checkpoint")
+    g.add_argument("--num_landmarks", type=int)
+    g.add_argument("--backbone", default="resnet18")
+    g.add_argument("--meanface", help="the model's meanface.txt")
+    g.add_argument("--num_neighbors", type=int, default=10)
+    g.add_argument("--net_stride", type=int, default=32)
+    g.add_argument("--input_size", type=int, default=256)
+    args = p.parse_args(argv)
+    if args.torch_checkpoint and not (args.num_landmarks and args.meanface):
+        p.error("--torch_checkpoint needs --num_landmarks and --meanface")
+    return args
+
+
+def main(argv=None) -> dict:
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    if a.workdir:
+        model, variables, neighbors, input_size = load_workdir(a.workdir)
+    else:
+        model, variables, neighbors = load_torch(a.torch_checkpoint, a.num_landmarks, a.backbone,
+                                                 a.meanface, a.num_neighbors, a.net_stride)
+        input_size = a.input_size
+    platforms = tuple(a.platforms.split(","))
+    args = (a.out, model, variables, neighbors, input_size, a.batch_size)
+    if a.format == "jax":
+        meta = export_jax(*args, platforms=platforms)
+    elif a.format == "saved_model":
+        meta = export_saved_model(*args, platforms=platforms)
+    else:
+        meta = export_tflite(*args)
+    print(f"wrote {a.out} ({a.format}: PIPNet {model.backbone}, {model.num_landmarks} landmarks, "
+          f"{input_size}x{input_size}, batch {meta['batch_size']}) and {metadata_path(a.out)}")
+    return meta
+
+
+if __name__ == "__main__":
+    from pipnet_jax.checkpoint import CheckpointError
+
+    try:
+        main()
+    except (CheckpointError, FileNotFoundError, ValueError) as e:  # the message says what to do
+        sys.exit(f"error: {e}")
