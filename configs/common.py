@@ -25,7 +25,7 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         manual_dir="",           # the raw data set (images + annotation files)
         data_dir="",             # where TFDS sets are built; empty: <workdir>/../tfds
         train_split="train",
-        eval_splits=["test"],
+        eval_splits=("test",),
         meanface_file="",        # the original's meanface.txt; empty: mean of the training set
         on_error="raise",        # bad annotation lines / images: 'raise' or 'skip' (counted)
         shuffle_buffer=4096,
@@ -36,9 +36,9 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         translate_prob=0.5, translate_max_px=30, occlusion_prob=0.5, occlusion_max_frac=0.4,
         flip_prob=0.5, rotate_prob=0.5, rotate_max_deg=30.0, blur_prob=0.3,
         blur_max_radius=5.0, gray_prob=0.2,
-        order=["translate", "occlusion", "flip", "rotate", "blur", "gray"]))
+        order=("translate", "occlusion", "flip", "rotate", "blur", "gray")))
     c.train = ml_collections.ConfigDict(dict(
-        batch_size=16, learning_rate=1e-4, num_epochs=60, decay_epochs=[30, 50],
+        batch_size=16, learning_rate=1e-4, num_epochs=60, decay_epochs=(30, 50),
         decay_factor=0.1, cls_loss="l2", reg_loss="l1", cls_loss_weight=10.0,
         reg_loss_weight=1.0, weight_decay=0.0,
         max_steps=0,             # >0: stop after this many steps (short runs, tests)
@@ -60,5 +60,16 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         to_68=False,             # WFLW 98 points -> 68 (300W scheme)
         redetect_every=30, min_confidence=0.2,   # video: tracking
         smooth=True, min_cutoff=1.0, beta=0.05))  # video: One Euro filter
-    c.bench = ml_collections.ConfigDict(dict(batch_sizes=[1, 32], repeats=0))
+    c.stc = ml_collections.ConfigDict(dict(
+        tasks=("cls3", "cls2", "std", "std", "std"),   # rounds after the teacher (spec 16)
+        # the unlabeled corpus: an image folder of crops, a box list (CelebA style) + images,
+        # or a built TFDS set; empty fields are ignored
+        corpus=ml_collections.ConfigDict(dict(images="", boxes="", tfds="", split="train", data_dir="")),
+        shard_size=256, label_batch_size=32,
+        relabel=False,           # True: replace pseudo-labels made by another teacher
+        min_confidence=0.0,      # >0: skip pseudo-labels with a lower mean confidence (off: original)
+        labeled_weight=0.0, pseudo_weight=0.0,   # both >0: sample by weight (off: concatenation)
+        warm_start=False,        # True: students start from the teacher (off: fresh, original)
+        target_synthetic_style="", target_synthetic_train=0, target_synthetic_test=0))
+    c.bench = ml_collections.ConfigDict(dict(batch_sizes=(1, 32), repeats=0))
     return c

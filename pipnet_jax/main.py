@@ -1,6 +1,7 @@
 """Command line: python -m pipnet_jax.main --config configs/synthetic.py --workdir DIR [--mode ...].
 
-Modes: `train` (default: train, resuming from DIR's latest checkpoint, then evaluate), `eval`
+Modes: `train` (default: train, resuming from DIR's latest checkpoint, then evaluate), `stc`
+(self-training with curriculum: teacher, pseudo-labels, students; pipnet_jax.stc), `eval`
 (DIR's checkpoint, or a PyTorch .pth given as --config.eval.torch_checkpoint), `bench` (JAX
 vs the PyTorch reference, pipnet_jax.bench) and `demo` (a randomly initialised PIPNet on a
 generated face, forward + decode, with a parity report against the PyTorch reference).
@@ -13,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-MODES = ("train", "eval", "predict", "bench", "demo")
+MODES = ("train", "eval", "predict", "stc", "bench", "demo")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "output folder; default workdirs/<config name>")
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "what to run")
@@ -108,12 +109,12 @@ def main(argv):
                 f"--batch_sizes={batch}"] + ([f"--repeats={config.bench.repeats}"] if config.bench.repeats else [])
         bench.main(args)
         return
-    if _MODE.value in ("train", "eval", "predict"):
-        from pipnet_jax import predict, train
+    if _MODE.value in ("train", "eval", "predict", "stc"):
+        from pipnet_jax import predict, stc, train
         from pipnet_jax.checkpoint import CheckpointError
         from pipnet_jax.torch_port import CheckpointMismatchError
         run = {"train": train.train_and_evaluate, "eval": train.evaluate_checkpoint,
-               "predict": predict.run_predict}[_MODE.value]
+               "predict": predict.run_predict, "stc": stc.run_stc}[_MODE.value]
         try:
             run(config, workdir)
         except (FloatingPointError, CheckpointError, CheckpointMismatchError, FileNotFoundError,

@@ -150,12 +150,14 @@ def _finite(tree) -> bool:
         jax.tree_util.tree_leaves(tree), True))
 
 
-def train_and_evaluate(config, workdir: str, data=None, sources=None, stc: bool = False) -> dict:
+def train_and_evaluate(config, workdir: str, data=None, sources=None, stc: bool = False,
+                       initial_variables=None) -> dict:
     """Trains (resuming from the workdir's latest checkpoint), then evaluates every eval
     split; returns the results dict also written to <workdir>/results.json.
 
     A curriculum round passes its `sources` (labeled + pseudo-labeled, each with a task) and
-    stc=True: the model then also has the pooled score maps and the loss is masked per task."""
+    stc=True: the model then also has the pooled score maps and the loss is masked per task.
+    initial_variables (e.g. the teacher's, to warm-start a student) replace the init."""
     import os
     import time
 
@@ -177,7 +179,7 @@ def train_and_evaluate(config, workdir: str, data=None, sources=None, stc: bool 
     total_steps = config.train.max_steps or config.train.num_epochs * steps_per_epoch
     tx, schedule = make_optimizer(config.train, steps_per_epoch)
 
-    state = create_train_state(init_variables(model, config), tx)
+    state = create_train_state(initial_variables or init_variables(model, config), tx)
     state = jax.device_put(state, parallel.replicated(mesh))
     checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
     start = 0

@@ -25,6 +25,8 @@ class ExperimentData:
     meanface: np.ndarray
     neighbors: np.ndarray
     eval_splits: list
+    eval_name: str = ""             # evaluate on another built set (e.g. a target domain)
+    eval_data_dir: str = ""
 
     @property
     def sources(self):
@@ -44,7 +46,8 @@ class ExperimentData:
 
     def eval_batches(self, split: str, batch_size: int):
         # every host evaluates the whole split (evaluation is small next to training)
-        return pipeline.eval_batches(self.name, split, self.data_dir, batch_size,
+        return pipeline.eval_batches(self.eval_name or self.name, split,
+                                     self.eval_data_dir or self.data_dir, batch_size,
                                      process_index=0, process_count=1)
 
 

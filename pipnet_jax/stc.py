@@ -1,0 +1,193 @@
+"""Self-training with curriculum (spec 16): a teacher on the labeled set, then rounds that
+pseudo-label an unlabeled corpus with the latest model and train a fresh student on labeled
+('std') + pseudo-labeled samples tagged with the round's task.
+
+    <workdir>/round_0/                 teacher (labeled set only)
+    <workdir>/round_k/pseudo/          pseudo-labels made by round k-1's model (TFRecord shards
+                                       + manifest; host_<i>_of_<n>/ per process when several)
+    <workdir>/round_k/                 student k: checkpoints, results.json, ...
+    <workdir>/stc_results.json         target-domain NME per round
+
+A killed run resumes where it stopped: finished rounds (results.json present) are skipped, a
+round's pseudo-labelling skips its finished shards, and training resumes from the round's
+latest checkpoint."""
+import hashlib
+import json
+import os
+import shutil
+from typing import Optional
+
+import jax
+import numpy as np
+
+from pipnet_jax import parallel
+from pipnet_jax.checkpoint import load_variables, write_json_atomic
+
+
+def teacher_id(workdir: str) -> str:
+    """Names the model that made a set of pseudo-labels: its checkpoint and a parameter hash."""
+    variables, step = load_variables(workdir)
+    h = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(variables):
+        h.update(np.asarray(leaf).tobytes())
+    return f"{os.path.abspath(workdir)}@{step}:{h.hexdigest()[:16]}"
+
+
+def host_directory(out_dir: str, process_index: int, process_count: int) -> str:
+    """Each process writes the shards k with k % process_count == process_index into its own
+    folder (one writer per manifest)."""
+    if process_count == 1:
+        return out_dir
+    return os.path.join(out_dir, f"host_{process_index}_of_{process_count}")
+
+
+def pseudo_label(predict, corpus, out_dir: str, task: str, teacher: str, *, shard_size: int = 256,
+                 batch_size: int = 32, relabel: bool = False, min_confidence: Optional[float] = None,
+                 process_index: Optional[int] = None, process_count: Optional[int] = None,
+                 log=print) -> list[str]:
+    """Labels every corpus item once with `predict` (uint8 (B, 256, 256, 3) -> (landmarks
+    [0, 1] (B, N, 2), confidence (B, N)) as numpy), shard by shard; returns the host folders.
+
+    Unreadable images are reported and skipped (recorded in the manifest), never lose the
+    shard. min_confidence (off by default, as the original): faces whose mean confidence is
+    lower are skipped with that reason."""
+    from tqdm import tqdm
+
+    from pipnet_jax.data.corpus import CorpusError
+    from pipnet_jax.data.pseudo_labels import Manifest
+
+    pi = jax.process_index() if process_index is None else process_index
+    pc = jax.process_count() if process_count is None else process_count
+    directory = host_directory(out_dir, pi, pc)
+    manifest = Manifest.open(directory, teacher, corpus.description, shard_size, len(corpus), relabel)
+    mine = [k for k in range(corpus.num_shards(shard_size)) if k % pc == pi and not manifest.is_done(k)]
+    for k in tqdm(mine, desc=f"pseudo-label ({task})", unit="shard", disable=pi != 0 or not mine):
+        images, ids, skipped = [], [], []
+        for item in corpus.shard_items(k, shard_size):
+            try:
+                images.append(corpus.load(item))
+                ids.append(item.id)
+            except CorpusError as e:
+                log(f"skipped {item.id}: {e}")
+                skipped.append({"id": item.id, "reason": str(e)})
+        examples = []
+        for start in range(0, len(images), batch_size):
+            chunk = np.stack(images[start:start + batch_size])
+            pad = batch_size - len(chunk)  # fixed batch shape: one compile
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.uint8)])
+            landmarks, confidence = predict(chunk)
+            for j in range(batch_size - pad):
+                i = start + j
+                if min_confidence is not None and float(confidence[j].mean()) < min_confidence:
+                    skipped.append({"id": ids[i], "reason": f"mean confidence {confidence[j].mean():.3f} "
+                                                            f"< {min_confidence}"})
+                    continue
+                examples.append({"id": ids[i], "image": images[i], "task": task,
+                                 "landmarks": np.asarray(landmarks[j], np.float32),
+                                 "confidence": np.asarray(confidence[j], np.float32)})
+        manifest.write(k, examples, skipped)
+    return [directory]
+
+
+def make_sharded_predict(model, variables, neighbors, input_size: int):
+    """predict(images) on this process's local devices: the batch is split over them."""
+    from jax.sharding import Mesh
+
+    from pipnet_jax.train import make_predict_fn
+
+    mesh = Mesh(np.asarray(jax.local_devices()), ("data",))
+    fn = make_predict_fn(model, neighbors, input_size)
+    variables = jax.device_put(jax.device_get(variables), parallel.replicated(mesh))
+    sharding = parallel.batch_sharding(mesh)
+
+    def predict(images):
+        if len(images) % mesh.devices.size:
+            raise ValueError(f"pseudo-label batch {len(images)} must be a multiple of the "
+                             f"{mesh.devices.size} local devices")
+        return jax.device_get(fn(variables, jax.device_put(images, sharding)))
+
+    return predict
+
+
+def pseudo_label_sources(out_dir: str, task: str, weight=None):
+    """pipeline Sources of every host folder of a finished pass."""
+    from pipnet_jax.data.pseudo_labels import Manifest, as_source
+
+    folders = [out_dir] if os.path.exists(os.path.join(out_dir, "manifest.json")) else sorted(
+        os.path.join(out_dir, d) for d in os.listdir(out_dir) if d.startswith("host_"))
+    sources, done, total = [], set(), None
+    for folder in folders:
+        m = Manifest.load(folder)
+        done |= set(m.shards)
+        total = m.num_shards
+        sources.append(as_source(folder, task=task, weight=weight, allow_partial=True))
+    if total is None or len(done) != total:
+        raise RuntimeError(f"pseudo-labelling in {out_dir} is unfinished ({len(done)}/{total} shards)")
+    return sources
+
+
+def run_stc(config, workdir: str) -> dict:
+    """The whole curriculum; returns {round: results} (also <workdir>/stc_results.json)."""
+    from pipnet_jax.data import experiment_data
+    from pipnet_jax.data.corpus import open_corpus
+    from pipnet_jax.data.pipeline import Source
+    from pipnet_jax.train import build_model, train_and_evaluate
+
+    parallel.initialize_distributed()
+    s = config.stc
+    data = experiment_data.prepare(config, os.path.join(workdir, "round_0"))
+    corpus_spec = {k: v for k, v in s.corpus.to_dict().items() if v}
+    if s.target_synthetic_style:  # the synthetic domain-shift experiment: a second style
+        from pipnet_jax.data import builders
+        target_dir = data.data_dir + f"_style_{s.target_synthetic_style}"
+        builders.prepare_synthetic(target_dir, s.target_synthetic_train, s.target_synthetic_test,
+                                   seed=config.seed + 1, style=s.target_synthetic_style)
+        data.eval_name, data.eval_data_dir = "pipnet_synthetic", target_dir
+        corpus_spec = {"tfds": "pipnet_synthetic", "split": "train", "data_dir": target_dir}
+    corpus = open_corpus(corpus_spec)
+    labeled = [Source(data.name, config.data.train_split, data.data_dir, task="std",
+                      weight=s.labeled_weight or None)]
+    summary_path = os.path.join(workdir, "stc_results.json")
+    rounds = {}
+    for k, task in enumerate(["std"] + list(s.tasks)):
+        round_dir = os.path.join(workdir, f"round_{k}")
+        results_path = os.path.join(round_dir, "results.json")
+        os.makedirs(round_dir, exist_ok=True)
+        if k:  # every round folder is a complete workdir (Predictor.from_workdir)
+            shutil.copyfile(os.path.join(workdir, "round_0", "meanface.txt"),
+                            os.path.join(round_dir, "meanface.txt"))
+        if os.path.exists(results_path):
+            with open(results_path) as f:
+                rounds[k] = {"task": task, **json.load(f)}
+            print(f"round {k} ({task}): done, skipped")
+            continue
+        sources = None
+        initial = None
+        if k > 0:
+            teacher_dir = os.path.join(workdir, f"round_{k - 1}")
+            teacher = teacher_id(teacher_dir)
+            variables, _ = load_variables(teacher_dir)
+            model = build_model(config, data.landmark_set.num_points)
+            predict = make_sharded_predict(model, variables, data.neighbors, config.model.input_size)
+            pseudo_dir = os.path.join(round_dir, "pseudo")
+            pseudo_label(predict, corpus, pseudo_dir, task, teacher, shard_size=s.shard_size,
+                         batch_size=s.label_batch_size, relabel=s.relabel,
+                         min_confidence=s.min_confidence or None)
+            sources = labeled + pseudo_label_sources(pseudo_dir, task, weight=s.pseudo_weight or None)
+            if s.warm_start:
+                initial = variables
+        else:
+            sources = labeled
+        print(f"round {k} ({task}): training {'the teacher' if k == 0 else 'a student'}")
+        results = train_and_evaluate(config, round_dir, data=data, sources=sources, stc=True,
+                                     initial_variables=initial)
+        rounds[k] = {"task": task, **results}
+        if jax.process_index() == 0:
+            write_json_atomic(summary_path, {str(r): v for r, v in rounds.items()})
+    if jax.process_index() == 0:
+        split = data.eval_splits[0]
+        print("STC: target-domain NME per round (" + split + ")")
+        for r, v in rounds.items():
+            print(f"  round {r} ({v['task']}): {100 * v[split]['nme']:.2f}%")
+    return rounds
