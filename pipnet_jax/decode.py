@@ -25,7 +25,7 @@ def decoder(neighbors, net_stride: int = 32, input_size: int = 256, merge: bool 
     n, c = neighbors.shape
     ri1, ri2, max_len = reverse_index(neighbors)
     # Vote k for landmark t sits at flat neighbour channel ri1*C + ri2.
-    vote_channels = (ri1.astype(np.int64) * c + ri2).reshape(n, max_len)
+    vote_channels = (ri1.astype(np.int32) * c + ri2.astype(np.int32)).reshape(n, max_len)
     # The original divides by input_size / net_stride, not by the map width W.
     scale = input_size / net_stride
 
