@@ -24,7 +24,8 @@ import numpy as np
 
 from pipnet_jax.models.layers import BatchNorm, conv
 from pipnet_jax.torch_port import (LEAF_TO_TORCH, CheckpointMismatchError, _flat_variables,
-                                   _from_torch_layout, _list, file_sha256)
+                                   _from_torch_layout, file_sha256, mismatch_error,
+                                   numpy_state_dict)
 
 FACEBOXES_URL = "https://github.com/jhb86253817/PIPNet/raw/master/FaceBoxesV2/weights/FaceBoxesV2.pth"
 FACEBOXES_SHA256 = "aae07fec4b62ac655508c06336662538803407852312ca5009fd93fb487d8cd7"
@@ -143,20 +144,14 @@ def _model_layout():
 def faceboxes_from_state_dict(state_dict) -> dict:
     """Flax variables from a FaceBoxesV2 state dict ('module.' prefixes stripped); raises
     CheckpointMismatchError listing missing / unexpected / wrongly shaped keys."""
-    state = {(k[len("module."):] if k.startswith("module.") else k):
-             (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
-             for k, v in state_dict.items()}
+    state = numpy_state_dict(state_dict)
     abstract = _model_layout()
     expected = _flat_variables(abstract)
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     wrong = [f"{k} {tuple(state[k].shape)}" for k, ((_, leaf), v) in expected.items()
              if k in state and _from_torch_layout(leaf, state[k]).shape != tuple(v.shape)]
     if missing or unexpected or wrong:
-        lines = ["state dict does not fit FaceBoxesV2"]
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrongly shaped", wrong)):
-            if keys:
-                lines.append(f"{label} keys ({len(keys)}): {_list(keys)}")
-        raise CheckpointMismatchError("\n  ".join(lines))
+        raise mismatch_error("state dict does not fit FaceBoxesV2", missing, unexpected, wrong)
 
     def fill(path, _):
         names = tuple(k.key for k in path)

@@ -82,7 +82,7 @@ def load_torch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], Optional[Re
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: expected a state dict (mapping of tensors), got {type(obj).__name__}")
-    state = {k[len("module."):] if k.startswith("module.") else k: v.numpy() for k, v in obj.items()}
+    state = numpy_state_dict(obj)
     return state, released
 
 
@@ -176,13 +176,27 @@ def _list(items, limit=8):
     return ", ".join(items[:limit]) + more
 
 
+def numpy_state_dict(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Tensors or arrays -> numpy arrays, without a DataParallel 'module.' prefix."""
+    return {(k[len("module."):] if k.startswith("module.") else k):
+            (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
+            for k, v in state_dict.items()}
+
+
+def mismatch_error(title: str, missing=(), unexpected=(), wrong=()) -> CheckpointMismatchError:
+    """The error for a state dict that does not fit: `title`, then the differing keys."""
+    lines = [title]
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrongly shaped", wrong)):
+        if keys:
+            lines.append(f"{label} keys ({len(keys)}): {_list(keys)}")
+    return CheckpointMismatchError("\n  ".join(lines))
+
+
 def from_torch_state_dict(state_dict: Mapping[str, Any], model) -> dict:
     """Flax variables {'params', 'batch_stats'} for `model` from a PyTorch state dict (torch
     tensors or numpy arrays). Raises CheckpointMismatchError naming missing, unexpected and
     wrongly shaped keys, and what the checkpoint looks like versus what the model is."""
-    state = {(k[len("module."):] if k.startswith("module.") else k):
-             (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
-             for k, v in state_dict.items()}
+    state = numpy_state_dict(state_dict)
     abstract, _ = model_layout(model)
     expected = _flat_variables(abstract)
     missing = set(expected) - set(state)
@@ -191,17 +205,11 @@ def from_torch_state_dict(state_dict: Mapping[str, Any], model) -> dict:
              for k, ((_, leaf), v) in expected.items()
              if k in state and _from_torch_layout(leaf, state[k]).shape != tuple(v.shape)]
     if missing or unexpected or wrong:
-        lines = [f"state dict does not fit PIPNet(num_landmarks={model.num_landmarks}, "
-                 f"backbone={model.backbone!r}, num_neighbors={model.num_neighbors}, "
-                 f"net_stride={model.net_stride}): the checkpoint looks like "
-                 f"{describe_state_dict(state)}"]
-        if missing:
-            lines.append(f"missing keys ({len(missing)}): {_list(missing)}")
-        if unexpected:
-            lines.append(f"unexpected keys ({len(unexpected)}): {_list(unexpected)}")
-        if wrong:
-            lines.append(f"wrongly shaped ({len(wrong)}): {_list(wrong)}")
-        raise CheckpointMismatchError("\n  ".join(lines))
+        raise mismatch_error(
+            f"state dict does not fit PIPNet(num_landmarks={model.num_landmarks}, "
+            f"backbone={model.backbone!r}, num_neighbors={model.num_neighbors}, "
+            f"net_stride={model.net_stride}): the checkpoint looks like "
+            f"{describe_state_dict(state)}", missing, unexpected, wrong)
 
     def fill(path, _):
         names = tuple(k.key for k in path)
@@ -245,9 +253,7 @@ def load_backbone_weights(state_dict: Mapping[str, Any], model, variables) -> di
     MobileNetV2 or d-li14 MobileNetV3 state dict replaces the backbone's variables; the PIP
     head and the extra stride layers keep their init. The classifier (fc / classifier) is
     dropped; any other mismatch is an error listing the keys."""
-    state = {(k[len("module."):] if k.startswith("module.") else k):
-             (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v))
-             for k, v in state_dict.items()}
+    state = numpy_state_dict(state_dict)
     flat = _flat_variables(variables)
     head = ("cls_layer.", "x_layer.", "y_layer.", "nb_x_layer.", "nb_y_layer.", "layer5.", "bn5.",
             "layer6.", "bn6.")
@@ -257,12 +263,8 @@ def load_backbone_weights(state_dict: Mapping[str, Any], model, variables) -> di
     wrong = [f"{k} {tuple(state[k].shape)}" for k in backbone_keys if k in state
              and _from_torch_layout(flat[k][0][1], state[k]).shape != tuple(np.shape(flat[k][1]))]
     if missing or unexpected or wrong:
-        lines = [f"pretrained weights do not fit the {model.backbone} backbone (the file looks "
-                 f"like {describe_state_dict(state)})"]
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrongly shaped", wrong)):
-            if keys:
-                lines.append(f"{label} keys ({len(keys)}): {_list(keys)}")
-        raise CheckpointMismatchError("\n  ".join(lines))
+        raise mismatch_error(f"pretrained weights do not fit the {model.backbone} backbone (the "
+                             f"file looks like {describe_state_dict(state)})", missing, unexpected, wrong)
 
     def fill(path, value):
         names = tuple(k.key for k in path)

@@ -17,11 +17,7 @@ import tensorflow as tf
 from PIL import Image, ImageFilter
 from scipy.ndimage import gaussian_filter
 
-try:  # two shared cores; fails harmlessly if another test module already started TF
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-except RuntimeError:
-    pass
+import tf_threads  # noqa: F401,E402  (thread limits before the first TF op)
 
 from pipnet_jax.data import augment as A
 from pipnet_jax.landmarks import get_landmark_set

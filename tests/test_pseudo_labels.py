@@ -11,11 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-try:  # two shared cores; fails harmlessly if another test module already started TF
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-except RuntimeError:
-    pass
+import tf_threads  # noqa: F401,E402  (thread limits before the first TF op)
 
 from pipnet_jax.data import annotations as A
 from pipnet_jax.data import augment, builders, synthetic
