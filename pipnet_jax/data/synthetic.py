@@ -365,12 +365,18 @@ def _background(rng, h, w, skin, st):
     return img
 
 
+def _roi(img, points, margin):
+    """Pixel box (x0, y0, x1, y1) around `points`, `margin` px wider, clipped to the image."""
+    h, w = img.shape[:2]
+    x0, y0 = np.maximum(np.floor(points.min(0)).astype(int) - margin, 0)
+    x1, y1 = np.minimum(np.ceil(points.max(0)).astype(int) + margin + 1, [w, h])
+    return x0, y0, x1, y1
+
+
 def _shade(img, outline, strength, width):
     """Darkens the face towards its boundary (a smooth rim `width` pixels wide), so the jaw
     line shows even when the background has the skin's colour."""
-    h, w = img.shape[:2]
-    x0, y0 = np.maximum(np.floor(outline.min(0)).astype(int) - 2, 0)
-    x1, y1 = np.minimum(np.ceil(outline.max(0)).astype(int) + 3, [w, h])
+    x0, y0, x1, y1 = _roi(img, outline, 2)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return
     roi = img[y0:y1, x0:x1]
@@ -383,9 +389,7 @@ def _shade(img, outline, strength, width):
 
 def _draw_eye(img, lid, pupil, sclera, iris):
     """Sclera and iris clipped to the eye opening (drawn in a small ROI, then masked)."""
-    h, w = img.shape[:2]
-    x0, y0 = np.maximum(np.floor(lid.min(0)).astype(int) - 1, 0)
-    x1, y1 = np.minimum(np.ceil(lid.max(0)).astype(int) + 2, [w, h])
+    x0, y0, x1, y1 = _roi(img, lid, 1)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
     roi = img[y0:y1, x0:x1]
