@@ -23,6 +23,8 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         dataset="wflw",          # TFDS builder: wflw, 300w, cofw, aflw, lapa, custom, synthetic
         landmarks="wflw",        # landmark set: point count, flip table, NME normalisation
         manual_dir="",           # the raw data set (images + annotation files)
+        crop="",                 # crop rule (annotations.CROP_RULES), e.g. 300w_gssl (the STC 1.3
+                                 # box); empty: the data set's own. Built as pipnet_<set>/<crop>
         data_dir="",             # where TFDS sets are built; empty: <workdir>/../tfds
         train_split="train",
         eval_splits=("test",),
@@ -47,7 +49,11 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict(dict(
         batch_size=32,
         torch_checkpoint="",     # --mode=eval: a released/other PyTorch .pth instead of the workdir
-        num_pictures=16))
+        num_pictures=16,
+        # extra eval sets "dataset:split" (e.g. "cofw68:test"), reported as results["cofw68/test"];
+        # same landmark set as the model, built on first use from manual_dirs.<dataset>
+        cross_domain=(),
+        manual_dirs=ml_collections.ConfigDict(dict(cofw68="", wflw68=""))))
     c.predict = ml_collections.ConfigDict(dict(
         input="",                # an image, a folder of images, or a video
         output="",               # folder for overlays + landmarks.json/.csv; empty: <workdir>/predict

@@ -88,8 +88,10 @@ def make_optimizer(train_config, steps_per_epoch: int):
 # lazily so that the model, the train step and inference need no TensorFlow.
 
 # Config fields that must not change when a workdir is resumed.
-_FIXED_FIELDS = ("model", "data.dataset", "data.landmarks", "data.train_split", "seed",
-                 "train.batch_size", "train.compute_dtype")
+_FIXED_FIELDS = ("model", "data.dataset", "data.landmarks", "data.crop", "data.train_split",
+                 "seed", "train.batch_size", "train.compute_dtype")
+# Values of fields added later, for workdirs whose config.json predates them.
+_FIXED_FIELD_DEFAULTS = {"data.crop": ""}
 
 
 def _lookup(config, dotted):
@@ -111,8 +113,9 @@ def check_workdir_config(config, workdir: str) -> None:
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        differ = [f"{k}: workdir has {saved.get(k)!r}, config has {current[k]!r}"
-                  for k in _FIXED_FIELDS if saved.get(k) != current[k]]
+        saved = {k: saved.get(k, _FIXED_FIELD_DEFAULTS.get(k)) for k in _FIXED_FIELDS}
+        differ = [f"{k}: workdir has {saved[k]!r}, config has {current[k]!r}"
+                  for k in _FIXED_FIELDS if saved[k] != current[k]]
         if differ:
             raise ValueError(f"{workdir} was written by a different config; use another "
                              f"--workdir or the same settings:\n  " + "\n  ".join(differ))
@@ -262,8 +265,9 @@ def train_and_evaluate(config, workdir: str, data=None, sources=None, stc: bool 
 
 def evaluate(config, workdir: str, model, variables_or_state, data, tag: str = "final",
              writer=None, step: int = 0) -> dict:
-    """NME/FR/AUC of every eval split; on process 0 writes results[_<tag>].json, a CED plot
-    and a picture of predictions, and prints a table."""
+    """NME/FR/AUC of every eval split and cross-domain set (data.eval_sets); on process 0
+    writes results[_<tag>].json (keys: split, or '<dataset>/<split>'), a CED plot and a
+    picture of predictions on the first eval split, and prints a table."""
     import os
 
     from pipnet_jax.checkpoint import write_json_atomic
@@ -276,13 +280,13 @@ def evaluate(config, workdir: str, model, variables_or_state, data, tag: str = "
     variables = jax.device_get(variables)  # evaluation runs on each host's first device
     predict = make_predict_fn(model, data.neighbors, config.model.input_size)
     results, curves = {}, {}
-    for split in data.eval_splits:
+    for ev in data.eval_sets:
         pred, gt, images = predict_split(lambda im: predict(variables, im)[0],
-                                         data.eval_batches(split, config.eval.batch_size))
+                                         ev.batches(config.eval.batch_size))
         r = split_metrics(pred, gt, data.landmark_set)
-        curves[split] = r.pop("nmes")
-        results[split] = r
-        if split == data.eval_splits[0]:
+        curves[ev.key] = r.pop("nmes")
+        results[ev.key] = r
+        if ev.key == data.eval_splits[0]:
             picture = draw_predictions(images[:config.eval.num_pictures], pred, gt)
     if jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)

@@ -1,5 +1,5 @@
 """The training job end to end on a tiny synthetic set: learning, resume after kill -9,
-SIGTERM, eval of a PyTorch checkpoint, and clear errors on bad input."""
+SIGTERM, eval of a PyTorch checkpoint, cross-domain eval sets, and clear errors on bad input."""
 import json
 import os
 import signal
@@ -186,6 +186,53 @@ def test_bad_inputs(uninterrupted, data_dir, tmp_path):
     config.model.input_size = 128
     with pytest.raises(CheckpointError, match="checkpoints/8 cannot be restored"):
         evaluate_checkpoint(config, workdir)
+
+
+def test_evaluate_reports_cross_domain_sets(shared_data, tmp_path):
+    """Main set 300W with the GSSL crop (built apart as pipnet_300w/300w_gssl) plus a fabricated
+    COFW-68 in eval.cross_domain: results.json has the main splits first, then 'cofw68/test';
+    a missing cross-domain raw folder names the field to set."""
+    from configs.common import base_config
+    from pipnet_jax.data import annotations as A
+    from pipnet_jax.data import builders
+    from pipnet_jax.data.experiment_data import prepare
+    from pipnet_jax.train import build_model, evaluate, init_variables
+    from test_annotations import make_300w_tree
+    from test_builders import write_cofw68
+
+    make_300w_tree(tmp_path / "300W", shared_data)
+    (tmp_path / "COFW68").mkdir()
+    write_cofw68(tmp_path / "COFW68")
+    config = base_config()
+    config.data.dataset = config.data.landmarks = "300w"
+    config.data.crop = "300w_gssl"
+    config.data.eval_splits = ("full", "challenge")
+    config.data.manual_dir, config.data.data_dir = str(tmp_path / "300W"), str(tmp_path / "tfds")
+    config.eval.cross_domain = ("cofw68:test",)
+    config.eval.manual_dirs.cofw68 = str(tmp_path / "COFW68")
+    config.model.input_size, config.eval.batch_size = 64, 2
+    workdir = str(tmp_path / "w")
+    data = prepare(config, workdir)
+    assert data.name == "pipnet_300w/300w_gssl"
+    assert [(e.key, e.name) for e in data.eval_sets] == [
+        ("full", data.name), ("challenge", data.name), ("cofw68/test", "pipnet_cofw68")]
+    record = A.read_300w(tmp_path / "300W", "challenge")[0]
+    stored = next(builders.load(data.name, "challenge", data.data_dir).as_numpy_iterator())
+    np.testing.assert_allclose(stored["landmarks"], A.crop_box(record, "300w_gssl").landmarks,
+                               rtol=0, atol=1e-6)
+
+    model = build_model(config, 68)
+    results = evaluate(config, workdir, model, init_variables(model, config), data)
+    with open(os.path.join(workdir, "results.json")) as f:
+        assert json.load(f) == results
+    assert list(results) == ["full", "challenge", "cofw68/test"]
+    assert [r["count"] for r in results.values()] == [3, 1, 2]
+    assert all(r["nme"] > 0 and 0 <= r["auc"] <= 1 for r in results.values())
+
+    config.eval.cross_domain = ("cofw68:test", "wflw68:test")
+    config.eval.manual_dirs.wflw68 = str(tmp_path / "no_such_dir")
+    with pytest.raises(FileNotFoundError, match="eval.manual_dirs.wflw68=.*no_such_dir.*WFLW_images"):
+        prepare(config, workdir)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):

@@ -4,6 +4,7 @@ Parsers (numpy + cv2 only, no TensorFlow), each returning `Records` (a list of F
   read_wflw, parse_wflw_line, read_wflw_subset_lists   WFLW text lists (spec 11.2)
   read_300w, read_pts                                  300W folder tree of .pts files (11.1)
   read_cofw                                            COFW .mat, images embedded (11.3)
+  read_cofw68                                          COFW test images, cofw68-benchmark labels (11.6)
   read_aflw                                            AFLWinfo_release.mat (11.4)
   read_lapa                                            LaPa folder tree (11.5)
   read_celeba_boxes                                    GSSL CelebA boxes, no landmarks (11.6)
@@ -387,6 +388,51 @@ def read_cofw(mat_file, *, on_error='raise'):
     return _collect(((i,) for i in range(len(images))), build, mat_file, on_error)
 
 
+def read_cofw68(mat_file, bbox_file, points_dir, *, on_error='raise'):
+    """COFW-68 (the cofw68-benchmark, spec 11.6): the images of COFW_test_color.mat with the
+    benchmark's boxes (bbox_file: `bboxes`, one x y w h row per image) and 68 points
+    (points_dir/{k}_points.mat: `Points` 68 x 2, pixels, k = 1-based image index); both are
+    released as MATLAB v5 files (scipy), unlike the v7.3 COFW file. Records as read_cofw's
+    with that box and those landmarks, source 'bbox_file:k', dataset 'cofw68' (crop rule
+    cofw_gssl: the box grown 1.3; the landmarks are neither truncated nor clipped)."""
+    faces = read_cofw(mat_file, on_error=on_error)
+    num_images = len(faces) + len(faces.skipped)
+    mat = _load_mat(bbox_file)
+    if 'bboxes' not in mat:
+        raise AnnotationError(f'{bbox_file}: expected a variable bboxes (one x y w h row per '
+                              f'image); found {sorted(k for k in mat if k[0] != "_")}')
+    boxes = np.atleast_2d(np.asarray(mat['bboxes'], np.float64))
+    if boxes.shape != (num_images, 4):
+        raise AnnotationError(f'{bbox_file}: bboxes has shape {boxes.shape}, expected '
+                              f'({num_images}, 4): one x y w h row per image of {mat_file}')
+    if not os.path.isdir(points_dir):
+        raise FileNotFoundError(f'folder not found: {points_dir} (the {{k}}_points.mat files)')
+    n = get_landmark_set('300w').num_points
+
+    def build(face):
+        k = face.index + 1
+        path = os.path.join(points_dir, f'{k}_points.mat')
+        if not os.path.isfile(path):
+            raise AnnotationError(f'{path}: not found; expected the {n} points (Points, {n} x 2) '
+                                  f'of image {k} of {mat_file}')
+        points = _load_mat(path)
+        if 'Points' not in points:
+            raise AnnotationError(f'{path}: expected a variable Points ({n} x 2); found '
+                                  f'{sorted(v for v in points if v[0] != "_")}')
+        landmarks = np.asarray(points['Points'])
+        if landmarks.shape != (n, 2):
+            raise AnnotationError(f'{path}: Points has shape {landmarks.shape}, expected ({n}, 2)')
+        landmarks = _numbers(landmarks.ravel(), path).reshape(n, 2)
+        src = f'{bbox_file}:{k}'
+        x, y, w, h = _numbers(boxes[face.index], src)
+        occluded = np.asarray(points.get('Occ', [])).reshape(-1)
+        return dataclasses.replace(face, box=(x, y, x + w, y + h), landmarks=landmarks,
+                                   source=src, dataset='cofw68',
+                                   visible=occluded == 0 if len(occluded) == n else None)
+    records = _collect(((f,) for f in faces), build, points_dir, on_error)
+    return Records(records, faces.skipped + records.skipped)
+
+
 def read_aflw(mat_file, images_dir, split, *, num_train=20000, on_error='raise',
               check_images=True):
     """AFLWinfo_release.mat (AFLW-Full): `bbox` rows x1 x2 y1 y2, `data` rows 19 x then 19 y,
@@ -647,7 +693,7 @@ def _box_celeba(box, width, height):
 
 def _rule(dataset):
     name = str(dataset).lower().removeprefix('data_')
-    name = {'celeba': 'celeba_gssl'}.get(name, name)
+    name = {'celeba': 'celeba_gssl', 'cofw68': 'cofw_gssl'}.get(name, name)
     if name not in CROP_RULES:
         raise ValueError(f'unknown crop rule {dataset!r}; known: {CROP_RULES}')
     return name

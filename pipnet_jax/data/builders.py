@@ -7,6 +7,8 @@ the options of a build (paths, on_error, crop rule, custom landmark set) travel 
   pipnet_wflw       train, test, test_{pose,expression,illumination,makeup,occlusion,blur}
   pipnet_300w       train, common, challenge, full
   pipnet_cofw       train, test
+  pipnet_wflw68     test: WFLW test faces, GSSL crop, converted to the 300W 68 points (spec 11.6)
+  pipnet_cofw68     test: COFW test images, cofw68-benchmark boxes (GSSL crop) and 68 points
   pipnet_aflw       train, test
   pipnet_lapa       train, val, test
   pipnet_custom     the splits named in the config (default train, test)
@@ -91,6 +93,15 @@ class _Dataset:
     splits: tuple           # None for custom (from options)
     options: dict           # accepted options -> defaults (paths relative to manual_dir)
     instructions: str
+    raw_landmarks: str = None  # landmark set of the raw labels when they are converted
+    convert: object = None     # normalised raw labels (K, 2) -> stored labels (N, 2)
+
+
+def _wflw98_to_68(normalised):
+    # On the normalised labels, as the original's convert_wflw: the eye weights sum to 0.999,
+    # so converting pixel coordinates and normalising afterwards would give other labels.
+    from pipnet_jax.landmarks import wflw98_to_68  # imports JAX: only when building
+    return wflw98_to_68(normalised)
 
 
 _COMMON = {'on_error': 'raise', 'crop': None}
@@ -103,6 +114,11 @@ DATASETS = {
         {**_WFLW_FILES, 'subset_dir': 'WFLW_annotations/list_98pt_test'},
         'manual_dir holds WFLW_images/ and WFLW_annotations/ (list_98pt_rect_attr_train_test/, '
         'list_98pt_test/) as unpacked from the official WFLW archives.'),
+    'wflw68': _Dataset(
+        '300w', 'wflw_gssl', ('test',), dict(_WFLW_FILES),
+        'manual_dir holds WFLW_images/ and WFLW_annotations/list_98pt_rect_attr_train_test/ as '
+        'unpacked from the official WFLW archives (only the test list is read).',
+        raw_landmarks='wflw', convert=_wflw98_to_68),
     'synthetic': _Dataset(
         'wflw', 'wflw', ('train', 'test'), dict(_WFLW_FILES),
         'manual_dir is a folder written by pipnet_jax.data.synthetic.write_wflw_dataset '
@@ -115,6 +131,13 @@ DATASETS = {
         'cofw', 'cofw', ('train', 'test'),
         {'train_file': 'COFW_train_color.mat', 'test_file': 'COFW_test_color.mat'},
         'manual_dir holds COFW_train_color.mat and COFW_test_color.mat.'),
+    'cofw68': _Dataset(
+        '300w', 'cofw_gssl', ('test',),
+        {'test_file': 'COFW_test_color.mat', 'bbox_file': 'cofw68_test_bboxes.mat',
+         'points_dir': 'cofw68_test_annotations'},
+        'manual_dir holds COFW_test_color.mat (the COFW release), cofw68_test_bboxes.mat and '
+        'cofw68_test_annotations/{1..507}_points.mat (github.com/golnazghiasi/cofw68-benchmark, '
+        'COFW68_Data/cofw68_test_bboxes.mat and COFW68_Data/test_annotations/).'),
     'aflw': _Dataset(
         'aflw', 'aflw', ('train', 'test'),
         {'mat_file': 'AFLWinfo_release.mat', 'images_dir': 'flickr', 'num_train': 20000},
@@ -246,6 +269,9 @@ class PipnetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         opts = self._options
         landmark_set, n = _landmark_facts(self.DATASET, opts)
         crop = opts['crop'] or DATASETS[self.DATASET].crop
+        raw = DATASETS[self.DATASET].raw_landmarks
+        converted = (f' The raw {raw} labels are converted after normalisation (as the '
+                     f'original does).' if raw else '')
         return tfds.core.DatasetInfo(
             builder=self,
             description=(
@@ -254,7 +280,7 @@ class PipnetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 f'({n}, 2) (x, y) normalised to the crop. attributes: int8 flags '
                 f'{list(ATTRIBUTE_NAMES)}, -1 = not labelled. image_id: '
                 f'"<image name>#<face index in the source>". Faces skipped for bad input '
-                f'(on_error="skip") are counted in metadata["skipped"].'),
+                f'(on_error="skip") are counted in metadata["skipped"].{converted}'),
             features=tfds.features.FeaturesDict({
                 'image': tfds.features.Image(shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
                                              encoding_format='jpeg'),
@@ -267,6 +293,7 @@ class PipnetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             disable_shuffling=True,
             metadata=tfds.core.MetadataDict(
                 dataset=self.DATASET, landmark_set=landmark_set, num_points=n, crop=crop,
+                raw_landmark_set=raw,
                 attribute_names=list(ATTRIBUTE_NAMES), options=_jsonable(opts),
                 skipped={}, skipped_examples={}),
         )
@@ -285,16 +312,20 @@ class PipnetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return {split: self._generate_examples(split, recs) for split, recs in records.items()}
 
     def _generate_examples(self, split, records):
+        from pipnet_jax.landmarks import get_landmark_set  # imports JAX: only when building
         opts = self._options
-        n = self.info.metadata['num_points']
-        crop_rule = self.info.metadata['crop']
+        meta = self.info.metadata
+        convert = DATASETS[self.DATASET].convert
+        raw = meta['raw_landmark_set']  # the point count is checked before any conversion
+        n = get_landmark_set(raw).num_points if raw else meta['num_points']
+        what = raw or meta['landmark_set'] or 'num_points'
+        crop_rule = meta['crop']
         skipped = list(records.skipped)
         cached = (None, None)  # (path, image): faces of one image are usually consecutive
         for record in records:
             if len(record.landmarks) != n:
                 raise A.AnnotationError(
-                    f'{record.source}: expected {n} points '
-                    f'({self.info.metadata["landmark_set"] or "num_points"}), got '
+                    f'{record.source}: expected {n} points ({what}), got '
                     f'{len(record.landmarks)}: wrong landmark set for this data?')
             try:
                 if record.image is None and cached[0] == record.image_path:
@@ -304,6 +335,8 @@ class PipnetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     cached = (record.image_path, image)
                 crop, landmarks = A.crop_face(image, record, crop_rule, IMAGE_SIZE,
                                               scale=opts.get('crop_scale'))
+                if convert is not None:
+                    landmarks = convert(landmarks)
             except A.AnnotationError as e:
                 if opts['on_error'] == 'raise':
                     raise
@@ -347,11 +380,12 @@ def _path(manual_dir, value):
 
 def _read_records(key, manual_dir, opts):
     on_error = opts['on_error']
-    if key in ('wflw', 'synthetic'):
+    if key in ('wflw', 'synthetic', 'wflw68'):
         images_dir = _path(manual_dir, opts['images_dir'])
         ann_dir = _path(manual_dir, opts['annotation_dir'])
         out = {s: A.read_wflw(ann_dir / f'list_98pt_rect_attr_{s}.txt', images_dir,
-                              on_error=on_error) for s in ('train', 'test')}
+                              on_error=on_error)
+               for s in ('train', 'test') if s in DATASETS[key].splits}
         if key == 'wflw':
             # Subsets by matching each test face to the official lists (spec 11.2).
             subsets = A.read_wflw_subset_lists(_path(manual_dir, opts['subset_dir']),
@@ -365,6 +399,10 @@ def _read_records(key, manual_dir, opts):
     if key == 'cofw':
         return {s: A.read_cofw(_path(manual_dir, opts[f'{s}_file']), on_error=on_error)
                 for s in ('train', 'test')}
+    if key == 'cofw68':
+        return {'test': A.read_cofw68(_path(manual_dir, opts['test_file']),
+                                      _path(manual_dir, opts['bbox_file']),
+                                      _path(manual_dir, opts['points_dir']), on_error=on_error)}
     if key == 'aflw':
         return {s: A.read_aflw(_path(manual_dir, opts['mat_file']),
                                _path(manual_dir, opts['images_dir']), s,

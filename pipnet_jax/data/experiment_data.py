@@ -1,25 +1,42 @@
 """From an experiment config to everything the training loop needs from data: the built TFDS
 set (generated first for the synthetic set), the landmark set, the mean face and neighbor
-table, and the train / eval batch iterators."""
+table, the train / eval batch iterators, and the cross-domain eval sets (eval.cross_domain)."""
 import dataclasses
 import os
 
 import numpy as np
 
-from pipnet_jax.data import builders, pipeline
+from pipnet_jax.data import annotations, builders, pipeline
 from pipnet_jax.landmarks import LandmarkSet, get_landmark_set
 from pipnet_jax.meanface import compute_meanface, neighbor_indices, read_meanface, write_meanface
 
 # What each raw data set folder must contain, for the error when it is missing.
 RAW_LAYOUT = {"wflw": "WFLW_images/ and WFLW_annotations/", "300w": "afw/ helen/ lfpw/ ibug/ with .pts",
               "cofw": "COFW_train_color.mat and COFW_test_color.mat", "aflw": "AFLWinfo_release.mat and images",
-              "lapa": "train/ val/ test/ with images/ and landmarks/", "custom": "images and annotations"}
+              "lapa": "train/ val/ test/ with images/ and landmarks/", "custom": "images and annotations",
+              "wflw68": "WFLW_images/ and WFLW_annotations/ (the WFLW test faces, converted to 68 points)",
+              "cofw68": "COFW_test_color.mat, cofw68_test_bboxes.mat and cofw68_test_annotations/"}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+    """One evaluated split; `key` names it in results.json: the split for the main set,
+    '<dataset>/<split>' for a cross-domain set (e.g. 'cofw68/test')."""
+    key: str
+    name: str                       # built TFDS set
+    split: str
+    data_dir: str
+
+    def batches(self, batch_size: int):
+        # every host evaluates the whole split (evaluation is small next to training)
+        return pipeline.eval_batches(self.name, self.split, self.data_dir, batch_size,
+                                     process_index=0, process_count=1)
 
 
 @dataclasses.dataclass
 class ExperimentData:
     config: object
-    name: str                       # built TFDS set, e.g. 'pipnet_wflw'
+    name: str                       # built TFDS set, e.g. 'pipnet_wflw', 'pipnet_300w/300w_gssl'
     data_dir: str
     landmark_set: LandmarkSet
     meanface: np.ndarray
@@ -27,6 +44,7 @@ class ExperimentData:
     eval_splits: list
     eval_name: str = ""             # evaluate on another built set (e.g. a target domain)
     eval_data_dir: str = ""
+    cross_domain: list = dataclasses.field(default_factory=list)   # EvalSets of other built sets
 
     @property
     def sources(self):
@@ -44,11 +62,54 @@ class ExperimentData:
             augment_config=c.augment.to_dict(), flip_permutation=self.landmark_set.flip_permutation,
             shuffle_buffer=c.data.shuffle_buffer, threads=c.data.threads or None)
 
+    @property
+    def eval_sets(self) -> list:
+        """Every evaluated split: eval_splits first (the first is the main result: pictures,
+        STC summary), then the cross-domain sets."""
+        return [self._eval_set(s) for s in self.eval_splits] + list(self.cross_domain)
+
     def eval_batches(self, split: str, batch_size: int):
-        # every host evaluates the whole split (evaluation is small next to training)
-        return pipeline.eval_batches(self.eval_name or self.name, split,
-                                     self.eval_data_dir or self.data_dir, batch_size,
-                                     process_index=0, process_count=1)
+        return self._eval_set(split).batches(batch_size)
+
+    def _eval_set(self, split: str) -> EvalSet:
+        return EvalSet(split, self.eval_name or self.name, split, self.eval_data_dir or self.data_dir)
+
+
+def _ensure_built(name: str, data_dir: str, manual_dir: str, field: str, on_error: str, **options):
+    """Builds 'pipnet_<key>[/<config>]' from the raw folder unless data_dir already has it;
+    a missing raw folder names the config field to set."""
+    builder_name, _, config_name = name.partition("/")
+    key = builder_name.removeprefix("pipnet_")
+    try:
+        builders.builder(name, data_dir)  # already built: no raw files needed
+    except FileNotFoundError:
+        if not manual_dir or not os.path.isdir(manual_dir):
+            raise FileNotFoundError(
+                f"{field}={manual_dir!r} is not a folder: give the raw {key} data set "
+                f"({RAW_LAYOUT[key]}), e.g. --config.{field}=/data/{key}") from None
+        builders.build(builder_name, data_dir, manual_dir, on_error=on_error,
+                       config_name=config_name or builders.DEFAULT_CONFIG, **options)
+
+
+def _cross_domain_set(spec: str, config, data_dir: str, landmark_set: LandmarkSet) -> EvalSet:
+    """'dataset:split' of eval.cross_domain -> its EvalSet, built on first use from
+    eval.manual_dirs.<dataset>; its points must be the model's landmark set."""
+    dataset, _, split = str(spec).partition(":")
+    key = dataset.lower()
+    if key not in RAW_LAYOUT or key == "custom" or not split:
+        raise ValueError(f"eval.cross_domain entry {spec!r}: expected 'dataset:split' with a dataset "
+                         f"of {sorted(set(RAW_LAYOUT) - {'custom'})}, e.g. 'cofw68:test'")
+    name = f"pipnet_{key}"
+    if key in config.eval.manual_dirs:
+        _ensure_built(name, data_dir, config.eval.manual_dirs[key], f"eval.manual_dirs.{key}",
+                      config.data.on_error)
+    info = builders.builder(name, data_dir).info  # other sets: built beforehand (builders CLI)
+    if split not in info.splits:
+        raise ValueError(f"eval.cross_domain entry {spec!r}: {name} has splits {sorted(info.splits)}")
+    if info.metadata["num_points"] != landmark_set.num_points:
+        raise ValueError(f"eval.cross_domain entry {spec!r}: {name} has {info.metadata['num_points']} "
+                         f"points, the landmark set {landmark_set.name!r} {landmark_set.num_points}")
+    return EvalSet(f"{key}/{split}", name, split, data_dir)
 
 
 def prepare(config, workdir: str) -> ExperimentData:
@@ -56,20 +117,21 @@ def prepare(config, workdir: str) -> ExperimentData:
     d = config.data
     data_dir = d.data_dir or os.path.join(os.path.dirname(os.path.abspath(workdir)), "tfds")
     key = d.dataset.lower()
+    name = f"pipnet_{key}"
     if key == "synthetic":
+        if d.crop:
+            raise ValueError(f"data.crop={d.crop!r}: the synthetic set has its own crop; leave it empty")
         builders.prepare_synthetic(data_dir, d.synthetic_train, d.synthetic_test, seed=config.seed)
     else:
         if key not in RAW_LAYOUT:
             raise ValueError(f"data.dataset={d.dataset!r}: expected synthetic or one of {sorted(RAW_LAYOUT)}")
-        try:
-            builders.builder(f"pipnet_{key}", data_dir)  # already built: no raw files needed
-        except FileNotFoundError:
-            if not d.manual_dir or not os.path.isdir(d.manual_dir):
-                raise FileNotFoundError(
-                    f"data.manual_dir={d.manual_dir!r} is not a folder: give the raw {d.dataset} "
-                    f"data set ({RAW_LAYOUT[key]}), e.g. --config.data.manual_dir=/data/{d.dataset}") from None
-            builders.build(f"pipnet_{key}", data_dir, d.manual_dir, on_error=d.on_error)
-    name = f"pipnet_{key}"
+        if d.crop and d.crop not in annotations.CROP_RULES:
+            raise ValueError(f"data.crop={d.crop!r}: expected '' or one of {annotations.CROP_RULES}")
+        # Another crop is another build, kept apart as the TFDS config '<crop rule>'.
+        crop = d.crop if d.crop != builders.DATASETS[key].crop else ""
+        name += f"/{crop}" if crop else ""
+        _ensure_built(name, data_dir, d.manual_dir, "data.manual_dir", d.on_error,
+                      **({"crop": crop} if crop else {}))
     landmark_set = get_landmark_set(d.landmarks)
 
     path = os.path.join(workdir, "meanface.txt")
@@ -88,5 +150,7 @@ def prepare(config, workdir: str) -> ExperimentData:
     if jax.process_index() == 0 and not os.path.exists(path):
         os.makedirs(workdir, exist_ok=True)
         write_meanface(path, meanface)
+    cross_domain = [_cross_domain_set(s, config, data_dir, landmark_set) for s in config.eval.cross_domain]
     return ExperimentData(config, name, data_dir, landmark_set, meanface,
-                          neighbor_indices(meanface, config.model.num_neighbors), list(d.eval_splits))
+                          neighbor_indices(meanface, config.model.num_neighbors), list(d.eval_splits),
+                          cross_domain=cross_domain)
