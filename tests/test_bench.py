@@ -23,3 +23,12 @@ def test_train_benchmark_row():
     row = measure(batch_size=2, image_size=64, steps=1, dtype="float32", backbone="resnet18")
     assert row["devices"] >= 1 and row["step_ms"] > 0 and row["images_per_s"] > 0
     assert "float32" in format_table([row])
+
+
+def test_pseudo_label_benchmark_row(tmp_path):
+    from pipnet_jax.bench_pseudo_label import format_table, measure, write_corpus
+    write_corpus(str(tmp_path), 8)
+    row = measure(str(tmp_path / "crops"), batch_size=8, input_size=64, repeats=1)
+    assert row["faces"] == 8 and row["seconds"] > 0
+    assert row["end_to_end_faces_per_s"] > 0 and row["model_faces_per_s"] > 0
+    assert "end to end" in format_table([row])
