@@ -69,8 +69,12 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.stc = ml_collections.ConfigDict(dict(
         tasks=("cls3", "cls2", "std", "std", "std"),   # rounds after the teacher (spec 16)
         # the unlabeled corpus: an image folder of crops, a box list (CelebA style) + images,
-        # or a built TFDS set; empty fields are ignored
-        corpus=ml_collections.ConfigDict(dict(images="", boxes="", tfds="", split="train", data_dir="")),
+        # a built TFDS set, or raw sets "dataset:split[:crop rule]" (e.g. "cofw:train:cofw_gssl")
+        # concatenated in order, built on first use into data.data_dir from
+        # manual_dirs.<dataset>; empty fields are ignored
+        corpus=ml_collections.ConfigDict(dict(
+            images="", boxes="", tfds="", split="train", data_dir="",
+            sets=(), manual_dirs=ml_collections.ConfigDict(dict(cofw="", wflw="")))),
         shard_size=256, label_batch_size=32,
         relabel=False,           # True: replace pseudo-labels made by another teacher
         min_confidence=0.0,      # >0: skip pseudo-labels with a lower mean confidence (off: original)

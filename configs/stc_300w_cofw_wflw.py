@@ -1,15 +1,18 @@
 """STC as the original's data_300W_COFW_WFLW/..._wcc: labeled 300W (68 points, the GSSL 1.3
-crop of spec 11.6), unlabeled COFW train + WFLW train crops (an image folder of 256x256 crops,
-e.g. written by `python -m pipnet_jax.data.builders` from those sets), 6 x 60 epochs. Every
-round is evaluated on 300W full/common/challenge and, cross-domain, on COFW-68 and WFLW-68
-(spec 15).
+crop of spec 11.6), unlabeled COFW train (boxes grown 1.3, crop rule cofw_gssl) + WFLW train
+(box shifted down, crop rule wflw_gssl) crops, 1345 + 7500 faces in that order (spec 11.6, 16),
+6 x 60 epochs. Every round is evaluated on 300W full/common/challenge and, cross-domain, on
+COFW-68 and WFLW-68 (spec 15).
 
-Raw folders (the eval sets are built on first use, then reused from data.data_dir):
---config.data.manual_dir=/data/300W           afw/ helen/ lfpw/ ibug/ with .pts
---config.stc.corpus.images=/data/cofw_wflw_crops
---config.eval.manual_dirs.cofw68=/data/COFW68 COFW_test_color.mat, cofw68_test_bboxes.mat,
-                                              cofw68_test_annotations/{1..507}_points.mat
---config.eval.manual_dirs.wflw68=/data/WFLW   WFLW_images/, WFLW_annotations/"""
+Raw folders (every set is built on first use, then reused from data.data_dir):
+--config.data.manual_dir=/data/300W             afw/ helen/ lfpw/ ibug/ with .pts
+--config.stc.corpus.manual_dirs.cofw=/data/COFW COFW_train_color.mat, COFW_test_color.mat
+--config.stc.corpus.manual_dirs.wflw=/data/WFLW WFLW_images/, WFLW_annotations/
+                                                (list_98pt_rect_attr_train_test/, list_98pt_test/)
+--config.eval.manual_dirs.cofw68=/data/COFW68   COFW_test_color.mat, cofw68_test_bboxes.mat,
+                                                cofw68_test_annotations/{1..507}_points.mat
+--config.eval.manual_dirs.wflw68=/data/WFLW     WFLW_images/, WFLW_annotations/
+(The whole WFLW and COFW sets are built with the GSSL crop; only their train splits are used.)"""
 from configs.common import base_config
 
 
@@ -19,4 +22,5 @@ def get_config(arg=None):
     c.data.crop = "300w_gssl"
     c.data.eval_splits = ("full", "common", "challenge")
     c.eval.cross_domain = ("cofw68:test", "wflw68:test")
+    c.stc.corpus.sets = ("cofw:train:cofw_gssl", "wflw:train:wflw_gssl")
     return c

@@ -145,7 +145,7 @@ def run_stc(config, workdir: str) -> dict:
                                    seed=config.seed + 1, style=s.target_synthetic_style)
         data.eval_name, data.eval_data_dir = "pipnet_synthetic", target_dir
         corpus_spec = {"tfds": "pipnet_synthetic", "split": "train", "data_dir": target_dir}
-    corpus = open_corpus(corpus_spec)
+    corpus = open_corpus(experiment_data.prepare_corpus(corpus_spec, data.data_dir, config.data.on_error))
     labeled = [Source(data.name, config.data.train_split, data.data_dir, task="std",
                       weight=s.labeled_weight or None)]
     summary_path = os.path.join(workdir, "stc_results.json")

@@ -10,6 +10,7 @@ import pytest
 from pipnet_jax.data import annotations as A
 from pipnet_jax.data.annotations import AnnotationError, FaceRecord, crop_box, crop_face
 from pipnet_jax.landmarks import get_landmark_set
+from raw_sets import write_matlab_v73
 
 WFLW_LINE = ' '.join(['1.5'] * 196 + ['10', '20', '110', '140'] + ['0', '1', '0', '0', '1', '0']
                      + ['a/face.jpg'])
@@ -329,31 +330,6 @@ def test_wflw_line_errors_name_file_and_line(tmp_path, caplog):
 
 
 # --- COFW (HDF5), AFLW (v5 .mat), LaPa, custom ---------------------------------------------------
-
-def write_matlab_v73(path, variables):
-    """A MATLAB v7.3 file the way MATLAB lays it out: HDF5 with a 512-byte header userblock,
-    every array stored transposed (column-major), a cell array as a dataset of object
-    references to datasets under '#refs#' (with MATLAB_class attributes). Simplified: no
-    MATLAB_empty handling, uint8 images only."""
-    h5py = pytest.importorskip('h5py')
-    with h5py.File(path, 'w', userblock_size=512) as f:
-        refs = f.create_group('#refs#')
-        for name, value in variables.items():
-            if isinstance(value, list):  # a column cell array of images
-                cells = np.empty((1, len(value)), h5py.ref_dtype)
-                for i, image in enumerate(value):
-                    ds = refs.create_dataset(f'{name}_{i}', data=image.T)
-                    ds.attrs['MATLAB_class'] = np.bytes_('uint8')
-                    cells[0, i] = ds.ref
-                ds = f.create_dataset(name, data=cells)
-                ds.attrs['MATLAB_class'] = np.bytes_('cell')
-            else:
-                ds = f.create_dataset(name, data=np.asarray(value, np.float64).T)
-                ds.attrs['MATLAB_class'] = np.bytes_('double')
-    with open(path, 'r+b') as f:
-        f.write(b'MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 '
-                b'HDF5 schema 1.00 .'.ljust(116) + bytes(8) + b'\x00\x02IM')
-
 
 def test_read_cofw_v73(tmp_path):
     rng = np.random.default_rng(0)

@@ -17,24 +17,14 @@ import tf_threads  # noqa: F401,E402  (thread limits before the first TF op)
 from pipnet_jax.data import annotations as A
 from pipnet_jax.data import builders as B
 from pipnet_jax.data import synthetic
-from test_annotations import recover_rect, write_matlab_v73
+from raw_sets import jpeg_round_trip, raw_set, write_matlab_v73
+from test_annotations import recover_rect
 
 WFLW_SPLITS = {'train', 'test'} | {f'test_{a}' for a in A.WFLW_ATTRIBUTES}
 
 
 def examples(name, split, data_dir):
     return list(B.load(name, split, data_dir).as_numpy_iterator())
-
-
-def raw_set(root, num_train, num_test, seed=0):
-    return synthetic.write_wflw_dataset(root, num_train, num_test, seed=seed, workers=1)
-
-
-def jpeg_round_trip(rgb):
-    """What the builder stores for a crop, decoded as cv2 (= the original's PIL) would."""
-    ok, buf = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, 95])
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 # --- synthetic ---------------------------------------------------------------------------------

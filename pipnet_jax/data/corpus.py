@@ -1,6 +1,6 @@
 """Unlabelled face corpora for STC pseudo-labelling: an ordered list of 256x256 face crops.
 
-Three kinds of source, chosen by `open_corpus(spec)`:
+Four kinds of source, chosen by `open_corpus(spec)`:
 
   {'images': DIR}                    every image file under DIR (recursively, sorted by
                                      relative path), already a face crop: resized to 256x256.
@@ -8,16 +8,22 @@ Three kinds of source, chosen by `open_corpus(spec)`:
   {'boxes': FILE, 'images': DIR}     a box list as GSSL's celeba_bboxes.txt (lines
                                      'name xmin ymin xmax ymax', names relative to DIR),
                                      cropped with the original's CelebA rule (spec 11.6).
-  {'tfds': NAME, 'split': 'train',   a built TFDS set (e.g. 'pipnet_synthetic'), in stored
-   'data_dir': DIR}                  order; its landmarks are ignored.
+  {'tfds': NAME, 'split': 'train',   a built TFDS set (e.g. 'pipnet_synthetic', or with a config
+   'data_dir': DIR}                  'pipnet_cofw/cofw_gssl'), in stored order; its landmarks are
+                                     ignored.
+  {'parts': {NAME: SPEC, ...}}       the corpora of the SPECs one after another, in the mapping's
+                                     order (see `concatenate`).
 
-A Corpus has a stable unique string id per item (relative path; box-list name; TFDS image_id),
+A Corpus has a stable unique string id per item (relative path; box-list name; TFDS image_id;
+'<part name>/<id in the part>'),
 is split into fixed-size input shards (shard k = items [k * size, (k + 1) * size)), and loads
 one item at a time as RGB uint8 (256, 256, 3). An image that cannot be read raises CorpusError
 naming the file (the pseudo-labeller reports it and skips the item). `description` is a
 JSON-able dict identifying the corpus (for the pseudo-label manifest).
 """
+import bisect
 import collections
+import itertools
 import math
 import os
 import pathlib
@@ -190,9 +196,33 @@ def tfds_set(name, split='train', data_dir=None):
                               'data_dir': os.path.abspath(data_dir) if data_dir else None})
 
 
+def concatenate(parts):
+    """The corpora of `parts` ({name: Corpus}) one after another, in the mapping's order.
+    Ids are '<name>/<id in the part>' (unique across parts that share ids, e.g. file names);
+    the description lists every part's description with its name, so a pseudo-label manifest
+    of other parts, or of the same parts in another order, is refused."""
+    parts = dict(parts)
+    if not parts:
+        raise ValueError('a corpus of parts needs at least one part')
+    bad = [name for name in parts if not isinstance(name, str) or not name or '/' in name]
+    if bad:
+        raise ValueError(f'corpus part names must be non-empty strings without "/": {bad}')
+    corpora = list(parts.values())
+    starts = list(itertools.accumulate((len(c) for c in corpora), initial=0))
+
+    def load(i):
+        k = bisect.bisect_right(starts, i) - 1  # the last part starting at or before i
+        return corpora[k].load(i - starts[k])
+
+    ids = [f'{name}/{ident}' for name, c in parts.items() for ident in c.ids]
+    return Corpus(ids, load, {'kind': 'parts', 'parts': [{'name': name, **c.description}
+                                                          for name, c in parts.items()]})
+
+
 def open_corpus(spec=None, **kwargs):
     """A Corpus from a spec: a folder path, or a mapping (dict, ConfigDict) / keywords with
-    'images' (folder), 'boxes' + 'images' (box list), or 'tfds' [+ 'split', 'data_dir']."""
+    'images' (folder), 'boxes' + 'images' (box list), 'tfds' [+ 'split', 'data_dir'], or
+    'parts' ({name: spec}: their corpora concatenated in order)."""
     if isinstance(spec, (str, os.PathLike)):
         spec = {'images': spec}
     spec = {**dict(spec or {}), **kwargs}
@@ -204,6 +234,8 @@ def open_corpus(spec=None, **kwargs):
         return box_list(spec['boxes'], spec['images'])
     if keys == {'images'}:
         return image_folder(spec['images'])
+    if keys == {'parts'}:
+        return concatenate({name: open_corpus(part) for name, part in dict(spec['parts']).items()})
     raise ValueError(f"corpus spec {spec} not understood: give {{'images': DIR}}, "
-                     f"{{'boxes': FILE, 'images': DIR}} or {{'tfds': NAME, 'split': SPLIT, "
-                     f"'data_dir': DIR}}")
+                     f"{{'boxes': FILE, 'images': DIR}}, {{'tfds': NAME, 'split': SPLIT, "
+                     f"'data_dir': DIR}} or {{'parts': {{NAME: SPEC, ...}}}}")

@@ -1,6 +1,7 @@
 """From an experiment config to everything the training loop needs from data: the built TFDS
 set (generated first for the synthetic set), the landmark set, the mean face and neighbor
-table, the train / eval batch iterators, and the cross-domain eval sets (eval.cross_domain)."""
+table, the train / eval batch iterators, the cross-domain eval sets (eval.cross_domain), and
+the STC corpus spec (stc.corpus: raw sets built on first use, see prepare_corpus)."""
 import dataclasses
 import os
 
@@ -91,6 +92,14 @@ def _ensure_built(name: str, data_dir: str, manual_dir: str, field: str, on_erro
                        config_name=config_name or builders.DEFAULT_CONFIG, **options)
 
 
+def _crop_build(key: str, crop: str):
+    """(built set name, build options) of data set `key` cropped with rule `crop` ('' or the
+    set's own rule: its default build). Another crop is another build, kept apart as the TFDS
+    config '<crop rule>', e.g. 'pipnet_300w/300w_gssl'."""
+    crop = crop if crop != builders.DATASETS[key].crop else ""
+    return (f"pipnet_{key}/{crop}", {"crop": crop}) if crop else (f"pipnet_{key}", {})
+
+
 def _cross_domain_set(spec: str, config, data_dir: str, landmark_set: LandmarkSet) -> EvalSet:
     """'dataset:split' of eval.cross_domain -> its EvalSet, built on first use from
     eval.manual_dirs.<dataset>; its points must be the model's landmark set."""
@@ -112,6 +121,51 @@ def _cross_domain_set(spec: str, config, data_dir: str, landmark_set: LandmarkSe
     return EvalSet(f"{key}/{split}", name, split, data_dir)
 
 
+def _corpus_set(entry: str, data_dir: str, manual_dirs: dict, on_error: str):
+    """'dataset:split[:crop rule]' of stc.corpus.sets -> (part name 'dataset:split', its
+    open_corpus spec); the set is built on first use from stc.corpus.manual_dirs.<dataset>
+    (other data sets: built beforehand, as eval.cross_domain's)."""
+    dataset, split, crop, *rest = str(entry).split(":") + ["", ""]
+    key = dataset.lower()
+    if key not in RAW_LAYOUT or key == "custom" or not split or any(rest) or (
+            crop and crop not in annotations.CROP_RULES):
+        raise ValueError(f"stc.corpus.sets entry {entry!r}: expected 'dataset:split[:crop rule]' with a "
+                         f"dataset of {sorted(set(RAW_LAYOUT) - {'custom'})} and a crop rule of "
+                         f"{annotations.CROP_RULES} (empty: the set's own), e.g. 'cofw:train:cofw_gssl'")
+    name, options = _crop_build(key, crop)
+    if key in manual_dirs:
+        _ensure_built(name, data_dir, manual_dirs[key], f"stc.corpus.manual_dirs.{key}", on_error, **options)
+    splits = builders.builder(name, data_dir).info.splits
+    if split not in splits:
+        raise ValueError(f"stc.corpus.sets entry {entry!r}: {name} has splits {sorted(splits)}")
+    return f"{key}:{split}", {"tfds": name, "split": split, "data_dir": data_dir}
+
+
+def prepare_corpus(spec: dict, data_dir: str, on_error: str = "raise") -> dict:
+    """stc.corpus (its non-empty fields) -> the corpus.open_corpus spec. stc.corpus.sets
+    ('dataset:split[:crop rule]', ...) is the whole corpus: each set is built on first use into
+    data_dir (as prepare builds the labeled set) and is a part named 'dataset:split', in order.
+    Otherwise the images / boxes / tfds fields pass through."""
+    spec = dict(spec)
+    manual_dirs = dict(spec.pop("manual_dirs", None) or {})
+    sets = spec.pop("sets", None) or ()
+    sets = (sets,) if isinstance(sets, str) else tuple(sets)
+    if "tfds" not in spec:
+        spec.pop("split", None)  # the tfds field's default: means nothing to the other kinds
+    if not sets:
+        return spec
+    if spec:
+        raise ValueError(f"stc.corpus.sets={sets} is the whole corpus; leave "
+                         f"{', '.join(f'stc.corpus.{k}' for k in sorted(spec))} empty")
+    parts = {}
+    for entry in sets:
+        name, part = _corpus_set(entry, data_dir, manual_dirs, on_error)
+        if name in parts:  # the part name is the id prefix: it must be unique
+            raise ValueError(f"stc.corpus.sets={sets}: {name!r} occurs twice")
+        parts[name] = part
+    return {"parts": parts}
+
+
 def prepare(config, workdir: str) -> ExperimentData:
     """Builds (or reuses) the data set and the mean face; writes <workdir>/meanface.txt."""
     d = config.data
@@ -127,11 +181,8 @@ def prepare(config, workdir: str) -> ExperimentData:
             raise ValueError(f"data.dataset={d.dataset!r}: expected synthetic or one of {sorted(RAW_LAYOUT)}")
         if d.crop and d.crop not in annotations.CROP_RULES:
             raise ValueError(f"data.crop={d.crop!r}: expected '' or one of {annotations.CROP_RULES}")
-        # Another crop is another build, kept apart as the TFDS config '<crop rule>'.
-        crop = d.crop if d.crop != builders.DATASETS[key].crop else ""
-        name += f"/{crop}" if crop else ""
-        _ensure_built(name, data_dir, d.manual_dir, "data.manual_dir", d.on_error,
-                      **({"crop": crop} if crop else {}))
+        name, options = _crop_build(key, d.crop)
+        _ensure_built(name, data_dir, d.manual_dir, "data.manual_dir", d.on_error, **options)
     landmark_set = get_landmark_set(d.landmarks)
 
     path = os.path.join(workdir, "meanface.txt")

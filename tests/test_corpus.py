@@ -1,0 +1,133 @@
+"""Corpora of parts (data.corpus.concatenate) and the stc.corpus.sets spelling: raw sets built
+with a crop rule on first use (data.experiment_data.prepare_corpus)."""
+import os
+import pathlib
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import cv2
+import numpy as np
+import pytest
+
+import tf_threads  # noqa: F401,E402  (thread limits before the first TF op)
+
+from pipnet_jax.data import annotations as A
+from pipnet_jax.data import pseudo_labels as P
+from pipnet_jax.data import synthetic
+from pipnet_jax.data.corpus import CorpusError, open_corpus
+from pipnet_jax.data.experiment_data import prepare_corpus
+from raw_sets import add_wflw_subset_lists, jpeg_round_trip, raw_set, write_cofw
+
+
+def image_folder(root, names, seed):
+    """PNG (lossless) 256x256 noise images under root -> str(root)."""
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        cv2.imwrite(str(root / name), rng.integers(0, 255, (256, 256, 3), np.uint8))
+    return str(root)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    return {'a': image_folder(tmp_path / 'a', ['x.png', 'y.png'], 0),
+            'b': image_folder(tmp_path / 'b', ['x.png'], 1),  # same file name as in a
+            'c': image_folder(tmp_path / 'c', ['z.png'], 2)}
+
+
+def test_parts_keep_order_and_unique_ids(folders):
+    corpus = open_corpus({'parts': {'a': folders['a'], 'b': folders['b']}})
+    assert corpus.ids == ['a/x.png', 'a/y.png', 'b/x.png']
+    a, b = open_corpus(folders['a']), open_corpus(folders['b'])
+    for i, (part, j) in enumerate([(a, 0), (a, 1), (b, 0)]):
+        np.testing.assert_array_equal(corpus.load(i), part.load(j))
+    assert [it.id for it in corpus.shard_items(0, 2)] == ['a/x.png', 'a/y.png']
+    assert [(it.index, it.id) for it in corpus.shard_items(1, 2)] == [(2, 'b/x.png')]
+    assert corpus.description == {
+        'kind': 'parts', 'count': 3,
+        'parts': [{'name': 'a', **a.description}, {'name': 'b', **b.description}]}
+    bad = pathlib.Path(folders['b']) / 'x.png'
+    bad.write_bytes(b'not an image')  # a part's error names its file
+    with pytest.raises(CorpusError, match=f'x.png: .*{bad}'):
+        corpus.load(2)
+    with pytest.raises(ValueError, match='at least one part'):
+        open_corpus({'parts': {}})
+    with pytest.raises(ValueError, match='without "/"'):
+        open_corpus({'parts': {'a/b': folders['a']}})
+
+
+def test_manifest_accepts_the_same_parts_only(folders, tmp_path):
+    def corpus(**parts):
+        return open_corpus({'parts': {name: folders[f] for name, f in parts.items()}})
+
+    labelled = corpus(a='a', b='b')
+    out = tmp_path / 'pseudo'
+    m = P.Manifest.open(out, 'teacher', labelled.description, 2, len(labelled))
+    m.write(0, [{'id': it.id, 'image': labelled.load(it), 'task': 'std',
+                 'landmarks': np.zeros((3, 2), np.float32), 'confidence': np.ones(3, np.float32)}
+                for it in labelled.shard_items(0, 2)])
+    same = corpus(a='a', b='b')  # opened again: the pass resumes
+    assert P.Manifest.open(out, 'teacher', same.description, 2, len(same)).pending() == [1]
+    # Same count (3), other parts: swapped, another folder, a renamed part.
+    for other in (corpus(b='b', a='a'), corpus(a='a', b='c'), corpus(a='a', d='b')):
+        assert len(other) == len(labelled)
+        with pytest.raises(P.ManifestMismatch, match='corpus'):
+            P.Manifest.open(out, 'teacher', other.description, 2, len(other))
+
+
+# --- stc.corpus.sets: raw sets, built with a crop rule ------------------------------------------
+
+@pytest.fixture(scope='module')
+def raw_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp('raw')
+    (root / 'cofw').mkdir()
+    return {'cofw': str(write_cofw(root / 'cofw')),
+            'wflw': str(add_wflw_subset_lists(raw_set(root / 'wflw', 3, 2)))}
+
+
+def test_sets_are_built_with_their_gssl_crops(raw_dirs, tmp_path):
+    data_dir = str(tmp_path / 'tfds')
+    spec = {'sets': ('cofw:train:cofw_gssl', 'wflw:train:wflw_gssl'), 'manual_dirs': raw_dirs,
+            'split': 'train'}  # as run_stc passes stc.corpus: its non-empty fields
+    corpus_spec = prepare_corpus(spec, data_dir)
+    assert corpus_spec == {'parts': {
+        'cofw:train': {'tfds': 'pipnet_cofw/cofw_gssl', 'split': 'train', 'data_dir': data_dir},
+        'wflw:train': {'tfds': 'pipnet_wflw/wflw_gssl', 'split': 'train', 'data_dir': data_dir}}}
+    corpus = open_corpus(corpus_spec)
+    wflw = raw_dirs['wflw']
+    expected = ([('cofw:train', r, 'cofw_gssl')
+                 for r in A.read_cofw(os.path.join(raw_dirs['cofw'], 'COFW_train_color.mat'))]
+                + [('wflw:train', r, 'wflw_gssl') for r in A.read_wflw(
+                    synthetic.annotation_file(wflw, 'train'), os.path.join(wflw, 'WFLW_images'))])
+    assert corpus.ids == [f'{part}/{r.name}#{r.index}' for part, r, _ in expected]
+    assert corpus.ids[0] == 'cofw:train/cofw_train_0001.jpg#0' and len(corpus) == 6
+    for i, (_, record, rule) in enumerate(expected):
+        crop, _ = A.crop_face(None, record, rule)
+        np.testing.assert_array_equal(corpus.load(i), jpeg_round_trip(crop), err_msg=corpus.ids[i])
+        own, _ = A.crop_face(None, record)  # the sets' own crops differ
+        assert not np.array_equal(crop, own)
+    # Built once: reused without the raw folders.
+    assert prepare_corpus({**spec, 'manual_dirs': {'cofw': '', 'wflw': ''}}, data_dir) == corpus_spec
+    with pytest.raises(ValueError, match=r"'cofw:train' occurs twice"):
+        prepare_corpus({'sets': ('cofw:train:cofw_gssl',) * 2}, data_dir)
+    with pytest.raises(ValueError, match=r"pipnet_cofw/cofw_gssl has splits \['test', 'train'\]"):
+        prepare_corpus({'sets': ('cofw:val:cofw_gssl',)}, data_dir)
+
+
+def test_sets_errors_name_the_config_field(tmp_path):
+    from configs.stc_300w_cofw_wflw import get_config
+    spec = {k: v for k, v in get_config().stc.corpus.to_dict().items() if v}  # as run_stc
+    assert spec['sets'] == ('cofw:train:cofw_gssl', 'wflw:train:wflw_gssl')
+    with pytest.raises(FileNotFoundError, match=r"stc.corpus.manual_dirs.cofw='' is not a folder: "
+                                                r"give the raw cofw data set \(COFW_train_color.mat"):
+        prepare_corpus(spec, str(tmp_path))
+    for bad in ('cofw', 'cofw:train:nope', 'celeba:train', 'custom:train', 'cofw:train:cofw:x'):
+        with pytest.raises(ValueError, match=r"expected 'dataset:split\[:crop rule\]'"):
+            prepare_corpus({'sets': (bad,)}, str(tmp_path))
+    with pytest.raises(ValueError, match='leave stc.corpus.images empty'):
+        prepare_corpus({**spec, 'images': '/data/crops'}, str(tmp_path))
+    # Without sets the other fields pass through; the tfds split's default means nothing to a
+    # folder or a box list.
+    assert prepare_corpus({'images': 'x', 'boxes': 'y', 'split': 'train',
+                           'manual_dirs': {'cofw': ''}}, '') == {'images': 'x', 'boxes': 'y'}
+    assert prepare_corpus({'tfds': 't', 'split': 'test'}, '') == {'tfds': 't', 'split': 'test'}
