@@ -80,6 +80,8 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         min_confidence=0.0,      # >0: skip pseudo-labels with a lower mean confidence (off: original)
         labeled_weight=0.0, pseudo_weight=0.0,   # both >0: sample by weight (off: concatenation)
         warm_start=False,        # True: students start from the teacher (off: fresh, original)
+        control=False,           # True: also train on the labeled set only, with the last
+                                 # student's schedule (a baseline for the pseudo-labels' effect)
         target_synthetic_style="", target_synthetic_train=0, target_synthetic_test=0))
     c.bench = ml_collections.ConfigDict(dict(batch_sizes=(1, 32), repeats=0))
     return c

@@ -6,6 +6,8 @@ pseudo-label an unlabeled corpus with the latest model and train a fresh student
     <workdir>/round_k/pseudo/          pseudo-labels made by round k-1's model (TFRecord shards
                                        + manifest; host_<i>_of_<n>/ per process when several)
     <workdir>/round_k/                 student k: checkpoints, results.json, ...
+    <workdir>/control/                 (stc.control) labeled faces only, the last student's
+                                       schedule
     <workdir>/stc_results.json         target-domain NME per round
 
 A killed run resumes where it stopped: finished rounds (results.json present) are skipped, a
@@ -150,44 +152,70 @@ def run_stc(config, workdir: str) -> dict:
                       weight=s.labeled_weight or None)]
     summary_path = os.path.join(workdir, "stc_results.json")
     rounds = {}
-    for k, task in enumerate(["std"] + list(s.tasks)):
-        round_dir = os.path.join(workdir, f"round_{k}")
-        results_path = os.path.join(round_dir, "results.json")
+
+    def open_round(key, round_dir):
+        """The results of a finished round (then skipped), else None; every round folder is a
+        complete workdir (Predictor.from_workdir, --mode=eval)."""
         os.makedirs(round_dir, exist_ok=True)
-        if k:  # every round folder is a complete workdir (Predictor.from_workdir)
+        if key != 0:
             shutil.copyfile(os.path.join(workdir, "round_0", "meanface.txt"),
                             os.path.join(round_dir, "meanface.txt"))
-        if os.path.exists(results_path):
-            with open(results_path) as f:
-                rounds[k] = {"task": task, **json.load(f)}
-            print(f"round {k} ({task}): done, skipped")
-            continue
-        sources = None
+        path = os.path.join(round_dir, "results.json")
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def record(key, task, results):
+        if "preempted_at_step" in results:  # SIGTERM/SIGINT: checkpoint saved, stop here
+            raise SystemExit(f"STC stopped in {key}; rerun the same command to resume")
+        rounds[key] = {"task": task, **results}
+        if jax.process_index() == 0:
+            write_json_atomic(summary_path, {str(r): v for r, v in rounds.items()})
+
+    sources = labeled
+    for k, task in enumerate(["std"] + list(s.tasks)):
+        round_dir = os.path.join(workdir, f"round_{k}")
         initial = None
         if k > 0:
             teacher_dir = os.path.join(workdir, f"round_{k - 1}")
-            teacher = teacher_id(teacher_dir)
-            variables, _ = load_variables(teacher_dir)
-            model = build_model(config, data.landmark_set.num_points)
-            predict = make_sharded_predict(model, variables, data.neighbors, config.model.input_size)
             pseudo_dir = os.path.join(round_dir, "pseudo")
-            pseudo_label(predict, corpus, pseudo_dir, task, teacher, shard_size=s.shard_size,
-                         batch_size=s.label_batch_size, relabel=s.relabel,
-                         min_confidence=s.min_confidence or None)
+            if not os.path.exists(os.path.join(round_dir, "results.json")):
+                variables, _ = load_variables(teacher_dir)
+                model = build_model(config, data.landmark_set.num_points)
+                predict = make_sharded_predict(model, variables, data.neighbors, config.model.input_size)
+                pseudo_label(predict, corpus, pseudo_dir, task, teacher_id(teacher_dir),
+                             shard_size=s.shard_size, batch_size=s.label_batch_size,
+                             relabel=s.relabel, min_confidence=s.min_confidence or None)
+                if s.warm_start:
+                    initial = variables
             sources = labeled + pseudo_label_sources(pseudo_dir, task, weight=s.pseudo_weight or None)
-            if s.warm_start:
-                initial = variables
+        results = open_round(k, round_dir)
+        if results is None:
+            print(f"round {k} ({task}): training {'the teacher' if k == 0 else 'a student'}")
+            results = train_and_evaluate(config, round_dir, data=data, sources=sources, stc=True,
+                                         initial_variables=initial)
         else:
-            sources = labeled
-        print(f"round {k} ({task}): training {'the teacher' if k == 0 else 'a student'}")
-        results = train_and_evaluate(config, round_dir, data=data, sources=sources, stc=True,
-                                     initial_variables=initial)
-        rounds[k] = {"task": task, **results}
-        if jax.process_index() == 0:
-            write_json_atomic(summary_path, {str(r): v for r, v in rounds.items()})
+            print(f"round {k} ({task}): done, skipped")
+        record(k, task, results)
+    if s.control and s.tasks:
+        # Labeled faces only, on the last student's schedule (its steps per epoch): separates
+        # the pseudo-labels' effect from the students' longer rounds.
+        control_dir = os.path.join(workdir, "control")
+        results = open_round("control", control_dir)
+        if results is None:
+            print("control: training on the labeled set only, with the last student's schedule")
+            epoch_steps = data.steps_per_epoch(
+                parallel.check_batch_size(config.train.batch_size, parallel.make_mesh()), sources)
+            results = train_and_evaluate(config, control_dir, data=data, sources=labeled, stc=True,
+                                         epoch_steps=epoch_steps)
+        else:
+            print("control: done, skipped")
+        record("control", "std", results)
     if jax.process_index() == 0:
         split = data.eval_splits[0]
         print("STC: target-domain NME per round (" + split + ")")
         for r, v in rounds.items():
-            print(f"  round {r} ({v['task']}): {100 * v[split]['nme']:.2f}%")
+            name = "control (labeled only)" if r == "control" else f"round {r} ({v['task']})"
+            print(f"  {name}: {100 * v[split]['nme']:.2f}%")
     return rounds

@@ -1,5 +1,5 @@
 """Training state and the train step: normalise, targets, forward, loss, Adam (spec 8, 9)."""
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import flax.struct
 import jax
@@ -154,13 +154,15 @@ def _finite(tree) -> bool:
 
 
 def train_and_evaluate(config, workdir: str, data=None, sources=None, stc: bool = False,
-                       initial_variables=None) -> dict:
+                       initial_variables=None, epoch_steps: Optional[int] = None) -> dict:
     """Trains (resuming from the workdir's latest checkpoint), then evaluates every eval
     split; returns the results dict also written to <workdir>/results.json.
 
     A curriculum round passes its `sources` (labeled + pseudo-labeled, each with a task) and
     stc=True: the model then also has the pooled score maps and the loss is masked per task.
-    initial_variables (e.g. the teacher's, to warm-start a student) replace the init."""
+    initial_variables (e.g. the teacher's, to warm-start a student) replace the init.
+    epoch_steps replaces the sources' steps per epoch in the schedule (length and learning-rate
+    decay), e.g. to give a labeled-only control run a student's schedule."""
     import os
     import time
 
@@ -178,7 +180,7 @@ def train_and_evaluate(config, workdir: str, data=None, sources=None, stc: bool 
     data = data or experiment_data.prepare(config, workdir)
     model = build_model(config, data.landmark_set.num_points, stc=stc)
     per_host = parallel.check_batch_size(config.train.batch_size, mesh)
-    steps_per_epoch = data.steps_per_epoch(per_host, sources)
+    steps_per_epoch = epoch_steps or data.steps_per_epoch(per_host, sources)
     total_steps = config.train.max_steps or config.train.num_epochs * steps_per_epoch
     tx, schedule = make_optimizer(config.train, steps_per_epoch)
 

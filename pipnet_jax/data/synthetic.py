@@ -245,6 +245,10 @@ STYLES = {
                skin=(0.85, (0.0, 0.14), (0.1, 0.4), (0.3, 0.8)),
                palette=((0.0, 0.35), (0.1, 0.85)), occluders=(0.6, 0.5, 3),
                occluder_size=(0.18, 0.5), blur=(0.4, (0.04, 0.09), (0.005, 0.02)), harsh=True),
+    # appearance only: the poses of 'a', the camera and colours of 'b' (STC's synthetic target)
+    "c": Style(skin=(0.85, (0.0, 0.14), (0.1, 0.4), (0.3, 0.8)),
+               palette=((0.0, 0.35), (0.1, 0.85)), occluders=(0.5, 0.6, 2),
+               blur=(0.35, (0.04, 0.09), (0.005, 0.02)), harsh=True),
 }
 
 
