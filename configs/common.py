@@ -68,13 +68,18 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         smooth=True, min_cutoff=1.0, beta=0.05))  # video: One Euro filter
     c.stc = ml_collections.ConfigDict(dict(
         tasks=("cls3", "cls2", "std", "std", "std"),   # rounds after the teacher (spec 16)
-        # the unlabeled corpus: an image folder of crops, a box list (CelebA style) + images,
-        # a built TFDS set, or raw sets "dataset:split[:crop rule]" (e.g. "cofw:train:cofw_gssl")
-        # concatenated in order, built on first use into data.data_dir from
-        # manual_dirs.<dataset>; empty fields are ignored
+        # the unlabeled corpus: an image folder of crops, a folder of whole images whose most
+        # confident face is detected (detect: faceboxes or haar), a box list (CelebA style) +
+        # images, a built TFDS set, or raw sets "dataset:split[:crop rule]" (e.g.
+        # "cofw:train:cofw_gssl") concatenated in order, built on first use into data.data_dir
+        # from manual_dirs.<dataset>; empty fields are ignored
         corpus=ml_collections.ConfigDict(dict(
             images="", boxes="", tfds="", split="train", data_dir="",
-            sets=(), manual_dirs=ml_collections.ConfigDict(dict(cofw="", wflw="")))),
+            sets=(), manual_dirs=ml_collections.ConfigDict(dict(cofw="", wflw="")),
+            detect="",
+            # the detector's settings are predict's fields (one value: setting either sets both)
+            faceboxes_weights=c.predict.get_ref("faceboxes_weights"),
+            score_threshold=c.predict.get_ref("score_threshold"))),
         shard_size=256, label_batch_size=32,
         relabel=False,           # True: replace pseudo-labels made by another teacher
         min_confidence=0.0,      # >0: skip pseudo-labels with a lower mean confidence (off: original)

@@ -1,5 +1,6 @@
-"""Corpora of parts (data.corpus.concatenate) and the stc.corpus.sets spelling: raw sets built
-with a crop rule on first use (data.experiment_data.prepare_corpus)."""
+"""Corpora of parts (data.corpus.concatenate), the stc.corpus.sets spelling: raw sets built
+with a crop rule on first use (data.experiment_data.prepare_corpus), and whole images whose
+faces are detected (data.corpus.detected, stc.corpus.detect)."""
 import os
 import pathlib
 
@@ -131,3 +132,110 @@ def test_sets_errors_name_the_config_field(tmp_path):
     assert prepare_corpus({'images': 'x', 'boxes': 'y', 'split': 'train',
                            'manual_dirs': {'cofw': ''}}, '') == {'images': 'x', 'boxes': 'y'}
     assert prepare_corpus({'tfds': 't', 'split': 'test'}, '') == {'tfds': 't', 'split': 'test'}
+
+
+# --- stc.corpus.detect: whole images, the most confident face detected ------------------------
+
+FACEBOXES = 'pipnet_repo_assets/FaceBoxesV2/weights/FaceBoxesV2.pth'
+# WFLW test images with one annotated face that FaceBoxesV2 finds alone (in group photos the
+# most confident face is often an unannotated one); one size bucket (1024x768): one compile.
+DETECTED_IMAGES = ('12--Group/12_Group_Large_Group_12_Group_Large_Group_12_327.jpg',
+                   '12--Group/12_Group_Team_Organized_Group_12_Group_Team_Organized_Group_12_380.jpg',
+                   '38--Tennis/38_Tennis_Tennis_38_117.jpg',
+                   '56--Voter/56_Voter_peoplevoting_56_531.jpg')
+
+
+@pytest.fixture(scope='module')
+def photos(shared_data, tmp_path_factory):
+    """A folder of whole images: the DETECTED_IMAGES (symlinks, nothing copied) + a flat grey
+    image (no face) -> (folder, {id: GT face centre}, weights file)."""
+    subset = shared_data / 'wflw_subset'
+    root = tmp_path_factory.mktemp('photos')
+    centres = {}
+    for line in (subset / 'annotations' / 'wflw_test_subset_faces.txt').read_text().splitlines():
+        tok = line.split()
+        if tok[210] in DETECTED_IMAGES:
+            assert tok[210] not in centres, f'{tok[210]}: one annotated face expected'
+            centres[tok[210]] = np.array(tok[:196], np.float64).reshape(98, 2).mean(0)
+    for name in DETECTED_IMAGES:
+        (root / name).parent.mkdir(exist_ok=True)
+        (root / name).symlink_to(subset / 'WFLW_images' / name)
+    cv2.imwrite(str(root / 'grey.png'), np.full((700, 1024, 3), 128, np.uint8))
+    return str(root), centres, str(shared_data / FACEBOXES)
+
+
+def test_detected_faces_are_demo_crops_of_the_annotated_face(photos, tmp_path):
+    from pipnet_jax.data import corpus as C
+    from pipnet_jax.detection import FACEBOXES_SHA256
+    from pipnet_jax.inference import demo_crop
+    from pipnet_jax.stc import pseudo_label
+    root, centres, weights = photos
+    misses = C.load_detector.cache_info().misses
+    corpus = open_corpus({'images': root, 'detect': 'faceboxes', 'faceboxes_weights': weights})
+    assert C.load_detector.cache_info().misses == misses  # lazy: loaded at the first item
+    assert corpus.ids == list(DETECTED_IMAGES) + ['grey.png']
+    detector = C.load_detector('faceboxes', **C.detector_settings('faceboxes', weights))
+    for i, name in enumerate(DETECTED_IMAGES):
+        image = cv2.cvtColor(cv2.imread(os.path.join(root, name)), cv2.COLOR_BGR2RGB)
+        boxes = detector.detect(image)
+        assert len(boxes) == 1, name
+        xmin, ymin, xmax, ymax, _, _ = demo_crop(boxes[0], image.shape[1::-1], 1.2)
+        (cx, cy) = centres[name]
+        assert xmin <= cx < xmax and ymin <= cy < ymax, (name, boxes[0], centres[name])
+        expected = cv2.resize(image[ymin:ymax, xmin:xmax], (256, 256),
+                              interpolation=cv2.INTER_LINEAR)
+        crop = corpus.load(i)
+        assert crop.shape == (256, 256, 3) and crop.dtype == np.uint8
+        np.testing.assert_array_equal(crop, expected, err_msg=name)
+    with pytest.raises(CorpusError, match=r'grey.png: no face found \(faceboxes detector, '
+                                          r'score_threshold=0.6\)'):
+        corpus.load(4)
+    # The pseudo-labeller records the faceless image as skipped, with the reason.
+    out = tmp_path / 'pseudo'
+
+    def predict(images):
+        return np.full((len(images), 98, 2), 0.5, np.float32), np.ones((len(images), 98), np.float32)
+
+    pseudo_label(predict, corpus, str(out), 'std', 'teacher', shard_size=8, batch_size=4,
+                 log=lambda m: None)
+    (shard,) = P.Manifest.load(out).shards.values()
+    assert shard['count'] == 4
+    assert [s['id'] for s in shard['skipped']] == ['grey.png']
+    assert 'no face found' in shard['skipped'][0]['reason']
+    # Another detector, or other settings, is another corpus: its pass is refused.
+    haar = open_corpus({'images': root, 'detect': 'haar'})
+    stricter = open_corpus({'images': root, 'detect': 'faceboxes', 'faceboxes_weights': weights,
+                            'score_threshold': 0.9})
+    assert corpus.description['detector'] == {'kind': 'faceboxes', 'score_threshold': 0.6,
+                                              'weights_sha256': FACEBOXES_SHA256}
+    assert haar.description['detector'] == {'kind': 'haar', 'scale_factor': 1.1,
+                                            'min_neighbors': 3}
+    for other in (haar, stricter):
+        assert other.description != corpus.description
+        with pytest.raises(P.ManifestMismatch, match='corpus'):
+            P.Manifest.open(out, 'teacher', other.description, 8, len(other))
+
+
+def test_detect_config_fields(photos, tmp_path):
+    from configs.common import base_config
+    root, _, weights = photos
+    c = base_config()
+    c.stc.corpus.images = root
+    spec = {k: v for k, v in c.stc.corpus.to_dict().items() if v}  # as run_stc
+    assert prepare_corpus(spec, '') == {'images': root}  # no detector: its settings dropped
+    c.stc.corpus.detect = 'faceboxes'
+    c.predict.faceboxes_weights = weights  # predict's detector settings are the corpus's
+    spec = {k: v for k, v in c.stc.corpus.to_dict().items() if v}
+    assert prepare_corpus(spec, '') == {'images': root, 'detect': 'faceboxes',
+                                        'faceboxes_weights': weights, 'score_threshold': 0.6}
+    assert prepare_corpus({**spec, 'detect': 'haar'}, '') == {'images': root, 'detect': 'haar'}
+    with pytest.raises(ValueError, match=r"stc.corpus.detect='yolo': expected one of "
+                                         r"\('faceboxes', 'haar'\)"):
+        prepare_corpus({**spec, 'detect': 'yolo'}, '')
+    missing = str(tmp_path / 'FaceBoxesV2.pth')
+    with pytest.raises(FileNotFoundError, match=f"stc.corpus.faceboxes_weights='{missing}'"):
+        prepare_corpus({**spec, 'faceboxes_weights': missing}, '')
+    with pytest.raises(ValueError, match='set it and no other corpus field'):
+        prepare_corpus({**spec, 'boxes': 'celeba_bboxes.txt'}, '')
+    with pytest.raises(ValueError, match='leave stc.corpus.detect, stc.corpus.images empty'):
+        prepare_corpus({**spec, 'sets': ('cofw:train',)}, '')

@@ -1,10 +1,13 @@
 """Unlabelled face corpora for STC pseudo-labelling: an ordered list of 256x256 face crops.
 
-Four kinds of source, chosen by `open_corpus(spec)`:
+Five kinds of source, chosen by `open_corpus(spec)`:
 
   {'images': DIR}                    every image file under DIR (recursively, sorted by
                                      relative path), already a face crop: resized to 256x256.
                                      A bare path is the same.
+  {'images': DIR, 'detect': KIND,    every image file under DIR is a whole picture: the
+   'faceboxes_weights': FILE,        detector ('faceboxes' or 'haar', see `detected`) finds its
+   'score_threshold': 0.6}           most confident face, cropped as the original demo crops.
   {'boxes': FILE, 'images': DIR}     a box list as GSSL's celeba_bboxes.txt (lines
                                      'name xmin ymin xmax ymax', names relative to DIR),
                                      cropped with the original's CelebA rule (spec 11.6).
@@ -17,12 +20,14 @@ Four kinds of source, chosen by `open_corpus(spec)`:
 A Corpus has a stable unique string id per item (relative path; box-list name; TFDS image_id;
 '<part name>/<id in the part>'),
 is split into fixed-size input shards (shard k = items [k * size, (k + 1) * size)), and loads
-one item at a time as RGB uint8 (256, 256, 3). An image that cannot be read raises CorpusError
-naming the file (the pseudo-labeller reports it and skips the item). `description` is a
-JSON-able dict identifying the corpus (for the pseudo-label manifest).
+one item at a time as RGB uint8 (256, 256, 3). An image that cannot be read (or, detected, has
+no face) raises CorpusError naming the file (the pseudo-labeller reports it and skips the
+item). `description` is a JSON-able dict identifying the corpus (for the pseudo-label
+manifest).
 """
 import bisect
 import collections
+import functools
 import itertools
 import math
 import os
@@ -119,8 +124,8 @@ def _jpeg_complete(data):
     return builders._jpeg_complete(data)
 
 
-def image_folder(root):
-    """Every image under root (IMAGE_EXTENSIONS, any case), sorted by relative path."""
+def _image_ids(root):
+    """Relative paths of every image under root (IMAGE_EXTENSIONS, any case), sorted."""
     root = pathlib.Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f'corpus image folder {root} does not exist')
@@ -128,12 +133,110 @@ def image_folder(root):
                  if p.suffix.lower() in A.IMAGE_EXTENSIONS and p.is_file())
     if not ids:
         raise ValueError(f'no images ({", ".join(A.IMAGE_EXTENSIONS)}) under {root}')
+    return ids
+
+
+def _read_file(root, ident):
+    path = str(pathlib.Path(root) / ident)
+    return _read(A.FaceRecord(path, None, np.zeros((0, 2)), source=ident))
+
+
+def image_folder(root):
+    """Every image under root (IMAGE_EXTENSIONS, any case), sorted by relative path."""
+    ids = _image_ids(root)
+    return Corpus(ids, lambda i: _read_file(root, ids[i]),
+                  {'kind': 'images', 'images': os.path.abspath(root)})
+
+
+# ----------------------------------------------------------------------------- detected faces
+
+DETECTORS = ('faceboxes', 'haar')
+DEMO_BOX_SCALE = 1.2  # spec 13: the demo grows the detector box by 1.2 (top moved down)
+# HaarDetector's defaults, passed explicitly so that the description states them.
+HAAR_SETTINGS = {'scale_factor': 1.1, 'min_neighbors': 3}
+
+
+def detector_settings(kind, faceboxes_weights='', score_threshold=0.6):
+    """make_detector keywords of detector `kind`, as --mode=predict makes its detector: the
+    FaceBoxesV2 weights file ('': $PIPNET_FACEBOXES_WEIGHTS or the cache, see
+    detection.default_weights_path) and score threshold; Haar has neither (its score is 1).
+    The weights file is checked here (sha256), before any item is loaded."""
+    if kind == 'haar':
+        return dict(HAAR_SETTINGS)
+    if kind != 'faceboxes':
+        raise ValueError(f'unknown detector {kind!r}: use one of {DETECTORS}')
+    from pipnet_jax import detection
+    path = faceboxes_weights or detection.default_weights_path()
+    detection.verify_weights_file(path)
+    return {'weights_path': os.path.abspath(path), 'score_threshold': float(score_threshold)}
+
+
+@functools.lru_cache(maxsize=None)
+def load_detector(kind, **settings):
+    """The detector of `kind` with `settings`, made once per process (FaceBoxesV2 loads its
+    weights and compiles; every corpus with the same detector shares it)."""
+    from pipnet_jax.detection import make_detector
+    return make_detector(kind, **settings)
+
+
+def best_face(detections):
+    """The most confident (K, 5) detection; ties (Haar scores every face 1) go to the larger
+    box, then to the detector's order."""
+    d = np.asarray(detections, np.float64).reshape(-1, 5)
+    area = (d[:, 2] - d[:, 0]) * (d[:, 3] - d[:, 1])
+    return d[np.lexsort((-area, -d[:, 4]))[0]]
+
+
+def demo_face_crop(image, box, box_scale=DEMO_BOX_SCALE):
+    """The original demo's crop of a detector box (inference.demo_crop: grown by box_scale,
+    top moved down; image[ymin:ymax, xmin:xmax]) resized to 256x256 with INTER_LINEAR, as
+    crop_face resizes. Returns (crop, (xmin, ymin, xmax, ymax)), xmax / ymax exclusive."""
+    from pipnet_jax.inference import demo_crop
+    xmin, ymin, xmax, ymax, _, _ = demo_crop(box, (image.shape[1], image.shape[0]), box_scale)
+    if xmax - xmin < 2 or ymax - ymin < 2:
+        raise ValueError(f'face box {np.round(box[:4], 1).tolist()} gives an empty crop in a '
+                         f'{image.shape[1]}x{image.shape[0]} image')
+    crop = cv2.resize(image[ymin:ymax, xmin:xmax], (IMAGE_SIZE, IMAGE_SIZE),
+                      interpolation=cv2.INTER_LINEAR)
+    return crop, (xmin, ymin, xmax, ymax)
+
+
+def detected(root, detector='faceboxes', faceboxes_weights='', score_threshold=0.6):
+    """Every image under root (as image_folder) is a whole picture: its item is the most
+    confident face the detector finds (see detector_settings), with the demo's crop
+    (demo_face_crop). An image without a face (none above the score threshold) raises
+    CorpusError '<id>: no face found ...', so the pseudo-labeller skips it with that reason.
+    The detector is loaded at the first item, once per process (load_detector); the
+    description names it and its settings (the weights by their sha256), so pseudo-labels
+    of another detector are refused."""
+    ids = _image_ids(root)
+    settings = detector_settings(detector, faceboxes_weights, score_threshold)
+    shown = ', '.join(f'{k}={v}' for k, v in settings.items() if k != 'weights_path')
 
     def load(i):
-        path = str(root / ids[i])
-        return _read(A.FaceRecord(path, None, np.zeros((0, 2)), source=ids[i]))
+        image = _read_file(root, ids[i])
+        detections = load_detector(detector, **settings).detect(image)
+        if not len(detections):
+            raise CorpusError(f'{ids[i]}: no face found ({detector} detector, {shown})')
+        try:
+            crop, _ = demo_face_crop(image, best_face(detections))
+        except ValueError as e:  # a degenerate box at the image edge: skip, as no face
+            raise CorpusError(f'{ids[i]}: {e}') from None
+        return crop
 
-    return Corpus(ids, load, {'kind': 'images', 'images': os.path.abspath(root)})
+    return Corpus(ids, load, {'kind': 'detected', 'images': os.path.abspath(root),
+                              'detector': _named(detector, settings),
+                              'crop': 'demo', 'box_scale': DEMO_BOX_SCALE})
+
+
+def _named(kind, settings):
+    """The detector's description: kind and settings, the weights by their (checked) sha256
+    rather than their path, which may change without changing a crop."""
+    named = {'kind': kind, **settings}
+    if named.pop('weights_path', None):
+        from pipnet_jax.detection import FACEBOXES_SHA256
+        named['weights_sha256'] = FACEBOXES_SHA256
+    return named
 
 
 def box_list(boxes, images):
@@ -221,7 +324,8 @@ def concatenate(parts):
 
 def open_corpus(spec=None, **kwargs):
     """A Corpus from a spec: a folder path, or a mapping (dict, ConfigDict) / keywords with
-    'images' (folder), 'boxes' + 'images' (box list), 'tfds' [+ 'split', 'data_dir'], or
+    'images' (folder), 'images' + 'detect' [+ 'faceboxes_weights', 'score_threshold']
+    (detected faces), 'boxes' + 'images' (box list), 'tfds' [+ 'split', 'data_dir'], or
     'parts' ({name: spec}: their corpora concatenated in order)."""
     if isinstance(spec, (str, os.PathLike)):
         spec = {'images': spec}
@@ -234,8 +338,13 @@ def open_corpus(spec=None, **kwargs):
         return box_list(spec['boxes'], spec['images'])
     if keys == {'images'}:
         return image_folder(spec['images'])
+    if 'detect' in keys and keys - {'faceboxes_weights', 'score_threshold'} == {'images', 'detect'}:
+        options = {k: spec[k] for k in ('faceboxes_weights', 'score_threshold') if k in spec}
+        return detected(spec['images'], spec['detect'], **options)
     if keys == {'parts'}:
         return concatenate({name: open_corpus(part) for name, part in dict(spec['parts']).items()})
     raise ValueError(f"corpus spec {spec} not understood: give {{'images': DIR}}, "
-                     f"{{'boxes': FILE, 'images': DIR}}, {{'tfds': NAME, 'split': SPLIT, "
-                     f"'data_dir': DIR}} or {{'parts': {{NAME: SPEC, ...}}}}")
+                     f"{{'images': DIR, 'detect': 'faceboxes' or 'haar', 'faceboxes_weights': "
+                     f"FILE, 'score_threshold': 0.6}}, {{'boxes': FILE, 'images': DIR}}, "
+                     f"{{'tfds': NAME, 'split': SPLIT, 'data_dir': DIR}} or "
+                     f"{{'parts': {{NAME: SPEC, ...}}}}")

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from pipnet_jax.data import annotations, builders, pipeline
+from pipnet_jax.data import annotations, builders, corpus, pipeline
 from pipnet_jax.landmarks import LandmarkSet, get_landmark_set
 from pipnet_jax.meanface import compute_meanface, neighbor_indices, read_meanface, write_meanface
 
@@ -17,6 +17,8 @@ RAW_LAYOUT = {"wflw": "WFLW_images/ and WFLW_annotations/", "300w": "afw/ helen/
               "lapa": "train/ val/ test/ with images/ and landmarks/", "custom": "images and annotations",
               "wflw68": "WFLW_images/ and WFLW_annotations/ (the WFLW test faces, converted to 68 points)",
               "cofw68": "COFW_test_color.mat, cofw68_test_bboxes.mat and cofw68_test_annotations/"}
+# stc.corpus fields shared with --mode=predict's detector (configs/common.py).
+DETECTOR_FIELDS = ("faceboxes_weights", "score_threshold")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,10 +143,43 @@ def _corpus_set(entry: str, data_dir: str, manual_dirs: dict, on_error: str):
     return f"{key}:{split}", {"tfds": name, "split": split, "data_dir": data_dir}
 
 
+def _faceboxes_weights(path: str) -> str:
+    """stc.corpus.faceboxes_weights checked (sha256), or found when empty (as --mode=predict:
+    $PIPNET_FACEBOXES_WEIGHTS, the cache, a download); its errors name the field."""
+    from pipnet_jax import detection
+    try:
+        if not path:
+            return detection.default_weights_path()
+        detection.verify_weights_file(path)
+        return path
+    except (OSError, ValueError, RuntimeError) as e:
+        raise type(e)(f"stc.corpus.faceboxes_weights={path!r} (= predict.faceboxes_weights; "
+                      f"stc.corpus.detect='faceboxes' needs the FaceBoxesV2 weights): {e}") \
+            from None
+
+
+def _detected_spec(spec: dict) -> dict:
+    """stc.corpus.detect: the folder stc.corpus.images holds whole images, their faces found by
+    the detector; a bad kind or weights file is refused here, before the teacher trains."""
+    kind = spec["detect"]
+    if kind not in corpus.DETECTORS:
+        raise ValueError(f"stc.corpus.detect={kind!r}: expected one of {corpus.DETECTORS} (the "
+                         f"faces of stc.corpus.images are detected), or empty")
+    if "images" not in spec or set(spec) - {"images", "detect", *DETECTOR_FIELDS}:
+        raise ValueError(f"stc.corpus.detect={kind!r} detects the faces of the whole images in "
+                         f"stc.corpus.images: set it and no other corpus field (got "
+                         f"{', '.join(f'stc.corpus.{k}' for k in sorted(spec))})")
+    if kind == "haar":  # no weights, no score (as --mode=predict's Haar detector)
+        return {"images": spec["images"], "detect": kind}
+    return {**spec, "faceboxes_weights": _faceboxes_weights(spec.get("faceboxes_weights", ""))}
+
+
 def prepare_corpus(spec: dict, data_dir: str, on_error: str = "raise") -> dict:
     """stc.corpus (its non-empty fields) -> the corpus.open_corpus spec. stc.corpus.sets
     ('dataset:split[:crop rule]', ...) is the whole corpus: each set is built on first use into
     data_dir (as prepare builds the labeled set) and is a part named 'dataset:split', in order.
+    stc.corpus.detect ('faceboxes' or 'haar') makes stc.corpus.images a folder of whole images
+    whose faces are detected (settings: stc.corpus.faceboxes_weights / score_threshold).
     Otherwise the images / boxes / tfds fields pass through."""
     spec = dict(spec)
     manual_dirs = dict(spec.pop("manual_dirs", None) or {})
@@ -152,11 +187,14 @@ def prepare_corpus(spec: dict, data_dir: str, on_error: str = "raise") -> dict:
     sets = (sets,) if isinstance(sets, str) else tuple(sets)
     if "tfds" not in spec:
         spec.pop("split", None)  # the tfds field's default: means nothing to the other kinds
+    if not spec.get("detect"):  # the detector's settings (defaults set): nothing without one
+        spec = {k: v for k, v in spec.items() if k not in DETECTOR_FIELDS}
     if not sets:
-        return spec
-    if spec:
+        return _detected_spec(spec) if spec.get("detect") else spec
+    named = sorted(set(spec) - set(DETECTOR_FIELDS))
+    if named:
         raise ValueError(f"stc.corpus.sets={sets} is the whole corpus; leave "
-                         f"{', '.join(f'stc.corpus.{k}' for k in sorted(spec))} empty")
+                         f"{', '.join(f'stc.corpus.{k}' for k in named)} empty")
     parts = {}
     for entry in sets:
         name, part = _corpus_set(entry, data_dir, manual_dirs, on_error)
