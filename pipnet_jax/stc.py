@@ -139,7 +139,7 @@ def run_stc(config, workdir: str) -> dict:
     parallel.initialize_distributed()
     s = config.stc
     data = experiment_data.prepare(config, os.path.join(workdir, "round_0"))
-    corpus_spec = {k: v for k, v in s.corpus.to_dict().items() if v}
+    corpus_spec = s.corpus.to_dict()
     if s.target_synthetic_style:  # the synthetic domain-shift experiment: a second style
         from pipnet_jax.data import builders
         target_dir = data.data_dir + f"_style_{s.target_synthetic_style}"

@@ -89,7 +89,7 @@ def raw_dirs(tmp_path_factory):
 def test_sets_are_built_with_their_gssl_crops(raw_dirs, tmp_path):
     data_dir = str(tmp_path / 'tfds')
     spec = {'sets': ('cofw:train:cofw_gssl', 'wflw:train:wflw_gssl'), 'manual_dirs': raw_dirs,
-            'split': 'train'}  # as run_stc passes stc.corpus: its non-empty fields
+            'split': 'train'}  # as stc.corpus sets them
     corpus_spec = prepare_corpus(spec, data_dir)
     assert corpus_spec == {'parts': {
         'cofw:train': {'tfds': 'pipnet_cofw/cofw_gssl', 'split': 'train', 'data_dir': data_dir},
@@ -117,7 +117,7 @@ def test_sets_are_built_with_their_gssl_crops(raw_dirs, tmp_path):
 
 def test_sets_errors_name_the_config_field(tmp_path):
     from configs.stc_300w_cofw_wflw import get_config
-    spec = {k: v for k, v in get_config().stc.corpus.to_dict().items() if v}  # as run_stc
+    spec = get_config().stc.corpus.to_dict()  # as run_stc
     assert spec['sets'] == ('cofw:train:cofw_gssl', 'wflw:train:wflw_gssl')
     with pytest.raises(FileNotFoundError, match=r"stc.corpus.manual_dirs.cofw='' is not a folder: "
                                                 r"give the raw cofw data set \(COFW_train_color.mat"):
@@ -221,7 +221,7 @@ def test_detect_config_fields(photos, tmp_path):
     root, _, weights = photos
     c = base_config()
     c.stc.corpus.images = root
-    spec = {k: v for k, v in c.stc.corpus.to_dict().items() if v}  # as run_stc
+    spec = c.stc.corpus.to_dict()  # as run_stc
     assert prepare_corpus(spec, '') == {'images': root}  # no detector: its settings dropped
     c.stc.corpus.detect = 'faceboxes'
     c.predict.faceboxes_weights = weights  # predict's detector settings are the corpus's

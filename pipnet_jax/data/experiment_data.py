@@ -175,13 +175,13 @@ def _detected_spec(spec: dict) -> dict:
 
 
 def prepare_corpus(spec: dict, data_dir: str, on_error: str = "raise") -> dict:
-    """stc.corpus (its non-empty fields) -> the corpus.open_corpus spec. stc.corpus.sets
+    """stc.corpus (to_dict(); unset fields are '' or ()) -> the corpus.open_corpus spec. stc.corpus.sets
     ('dataset:split[:crop rule]', ...) is the whole corpus: each set is built on first use into
     data_dir (as prepare builds the labeled set) and is a part named 'dataset:split', in order.
     stc.corpus.detect ('faceboxes' or 'haar') makes stc.corpus.images a folder of whole images
     whose faces are detected (settings: stc.corpus.faceboxes_weights / score_threshold).
     Otherwise the images / boxes / tfds fields pass through."""
-    spec = dict(spec)
+    spec = {k: v for k, v in dict(spec).items() if v not in ("", (), None)}  # 0.0 is a value
     manual_dirs = dict(spec.pop("manual_dirs", None) or {})
     sets = spec.pop("sets", None) or ()
     sets = (sets,) if isinstance(sets, str) else tuple(sets)
