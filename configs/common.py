@@ -90,3 +90,15 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         target_synthetic_style="", target_synthetic_train=0, target_synthetic_test=0))
     c.bench = ml_collections.ConfigDict(dict(batch_sizes=(1, 32), repeats=0))
     return c
+
+
+def stc_300w_config(arg=None):
+    """The labeled side of the original's two GSSL experiments (spec 11.6, 15, 16): 300W with
+    the 1.3 crop, evaluated on 300W full/common/challenge and, cross-domain, on COFW-68 and
+    WFLW-68 (68 points, norm 36/45). The configs add their corpus."""
+    c = base_config(arg)
+    c.data.dataset = c.data.landmarks = "300w"
+    c.data.crop = "300w_gssl"
+    c.data.eval_splits = ("full", "common", "challenge")
+    c.eval.cross_domain = ("cofw68:test", "wflw68:test")
+    return c

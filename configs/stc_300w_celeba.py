@@ -9,13 +9,8 @@ Raw folders (the eval sets are built on first use, then reused from data.data_di
 --config.eval.manual_dirs.cofw68=/data/COFW68 COFW_test_color.mat, cofw68_test_bboxes.mat,
                                               cofw68_test_annotations/{1..507}_points.mat
 --config.eval.manual_dirs.wflw68=/data/WFLW   WFLW_images/, WFLW_annotations/"""
-from configs.common import base_config
+from configs.common import stc_300w_config
 
 
 def get_config(arg=None):
-    c = base_config(arg)
-    c.data.dataset = c.data.landmarks = "300w"
-    c.data.crop = "300w_gssl"
-    c.data.eval_splits = ("full", "common", "challenge")
-    c.eval.cross_domain = ("cofw68:test", "wflw68:test")
-    return c
+    return stc_300w_config(arg)  # the corpus comes from the flags above

@@ -13,14 +13,10 @@ Raw folders (every set is built on first use, then reused from data.data_dir):
                                                 cofw68_test_annotations/{1..507}_points.mat
 --config.eval.manual_dirs.wflw68=/data/WFLW     WFLW_images/, WFLW_annotations/
 (The whole WFLW and COFW sets are built with the GSSL crop; only their train splits are used.)"""
-from configs.common import base_config
+from configs.common import stc_300w_config
 
 
 def get_config(arg=None):
-    c = base_config(arg)
-    c.data.dataset = c.data.landmarks = "300w"
-    c.data.crop = "300w_gssl"
-    c.data.eval_splits = ("full", "common", "challenge")
-    c.eval.cross_domain = ("cofw68:test", "wflw68:test")
+    c = stc_300w_config(arg)
     c.stc.corpus.sets = ("cofw:train:cofw_gssl", "wflw:train:wflw_gssl")
     return c
