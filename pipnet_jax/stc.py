@@ -129,6 +129,33 @@ def pseudo_label_sources(out_dir: str, task: str, weight=None):
     return sources
 
 
+def pseudo_label_quality(out_dir: str, corpus_spec: dict, landmark_set) -> Optional[dict]:
+    """NME / FR / AUC of a finished pass against the corpus's own labels, when the corpus is a
+    built labeled set used as if unlabeled (the synthetic experiment, or a held-back split);
+    None for unlabeled corpora. A diagnostic only: the labels never reach training."""
+    from pipnet_jax.data import builders
+    from pipnet_jax.data.pseudo_labels import read_shards
+    from pipnet_jax.evaluate import split_metrics
+
+    if "tfds" not in corpus_spec or not str(corpus_spec["tfds"]).startswith("pipnet_"):
+        return None
+    truth = {ex["image_id"].decode(): ex["landmarks"] for ex in builders.load(
+        corpus_spec["tfds"], corpus_spec.get("split", "train"), corpus_spec.get("data_dir"),
+        decode=False).as_numpy_iterator()}
+    folders = [out_dir] if os.path.exists(os.path.join(out_dir, "manifest.json")) else sorted(
+        os.path.join(out_dir, d) for d in os.listdir(out_dir) if d.startswith("host_"))
+    pred, gt = [], []
+    for folder in folders:
+        for ex in read_shards(folder, allow_partial=True).as_numpy_iterator():
+            pred.append(ex["landmarks"])
+            gt.append(truth[ex["id"].decode()])
+    if not pred:
+        return None
+    result = split_metrics(np.stack(pred), np.stack(gt), landmark_set)
+    result.pop("nmes")
+    return result
+
+
 def run_stc(config, workdir: str) -> dict:
     """The whole curriculum; returns {round: results} (also <workdir>/stc_results.json)."""
     from pipnet_jax.data import experiment_data
@@ -147,7 +174,8 @@ def run_stc(config, workdir: str) -> dict:
                                    seed=config.seed + 1, style=s.target_synthetic_style)
         data.eval_name, data.eval_data_dir = "pipnet_synthetic", target_dir
         corpus_spec = {"tfds": "pipnet_synthetic", "split": "train", "data_dir": target_dir}
-    corpus = open_corpus(experiment_data.prepare_corpus(corpus_spec, data.data_dir, config.data.on_error))
+    corpus_spec = experiment_data.prepare_corpus(corpus_spec, data.data_dir, config.data.on_error)
+    corpus = open_corpus(corpus_spec)
     labeled = [Source(data.name, config.data.train_split, data.data_dir, task="std",
                       weight=s.labeled_weight or None)]
     summary_path = os.path.join(workdir, "stc_results.json")
@@ -176,7 +204,7 @@ def run_stc(config, workdir: str) -> dict:
     sources = labeled
     for k, task in enumerate(["std"] + list(s.tasks)):
         round_dir = os.path.join(workdir, f"round_{k}")
-        initial = None
+        initial = quality = None
         if k > 0:
             teacher_dir = os.path.join(workdir, f"round_{k - 1}")
             pseudo_dir = os.path.join(round_dir, "pseudo")
@@ -190,6 +218,10 @@ def run_stc(config, workdir: str) -> dict:
                 if s.warm_start:
                     initial = variables
             sources = labeled + pseudo_label_sources(pseudo_dir, task, weight=s.pseudo_weight or None)
+            quality = pseudo_label_quality(pseudo_dir, corpus_spec, data.landmark_set)
+            if quality:
+                print(f"round {k}: pseudo-labels against the corpus's withheld labels: NME "
+                      f"{100 * quality['nme']:.2f}% ({quality['count']} faces)")
         results = open_round(k, round_dir)
         if results is None:
             print(f"round {k} ({task}): training {'the teacher' if k == 0 else 'a student'}")
@@ -197,7 +229,7 @@ def run_stc(config, workdir: str) -> dict:
                                          initial_variables=initial)
         else:
             print(f"round {k} ({task}): done, skipped")
-        record(k, task, results)
+        record(k, task, {**results, "pseudo_labels": quality} if k and quality else results)
     if s.control and s.tasks:
         # Labeled faces only, on the last student's schedule (its steps per epoch): separates
         # the pseudo-labels' effect from the students' longer rounds.

@@ -129,7 +129,8 @@ def test_labels_of_another_teacher_are_refused_unless_relabel(corpus_dir, tmp_pa
 def test_curriculum_end_to_end_and_resume(tmp_path):
     """`--mode=stc` on a tiny synthetic shift: teacher, one student and the control run; each
     round trains its own list's epochs (the student and the control: twice the teacher's
-    steps); a rerun skips every finished round."""
+    steps); the pseudo-labels are scored against the corpus's withheld labels; a rerun skips
+    every finished round."""
     import json
     workdir, data_dir = tmp_path / "w", tmp_path / "tfds"
     cmd = [sys.executable, "-m", "pipnet_jax.main", "--config", "configs/stc_synthetic.py",
@@ -149,6 +150,8 @@ def test_curriculum_end_to_end_and_resume(tmp_path):
     with open(workdir / "round_1" / "pseudo" / "manifest.json") as f:
         manifest = json.load(f)
     assert sum(s["count"] for s in manifest["shards"]) == 16
+    quality = results["1"]["pseudo_labels"]  # the synthetic corpus's withheld labels
+    assert quality["count"] == 16 and 0 < quality["nme"] < 10
 
     def steps(folder):
         return max(int(d) for d in os.listdir(workdir / folder / "checkpoints") if d.isdigit())

@@ -249,6 +249,10 @@ STYLES = {
     "c": Style(skin=(0.85, (0.0, 0.14), (0.1, 0.4), (0.3, 0.8)),
                palette=((0.0, 0.35), (0.1, 0.85)), occluders=(0.5, 0.6, 2),
                blur=(0.35, (0.04, 0.09), (0.005, 0.02)), harsh=True),
+    # 'c' with more and larger occluders and mostly strong blur
+    "d": Style(skin=(0.85, (0.0, 0.14), (0.1, 0.4), (0.3, 0.8)),
+               palette=((0.0, 0.35), (0.1, 0.85)), occluders=(0.7, 0.4, 3), occluder_size=(0.15, 0.5),
+               blur=(0.7, (0.06, 0.12), (0.01, 0.03)), harsh=True),
 }
 
 
