@@ -279,7 +279,7 @@ def test_style_b_is_another_domain(tmp_path):
     assert contrast_b < 0.85 * contrast_a, stats
     assert occ_b > occ_a, stats
     with pytest.raises(ValueError, match='unknown synthetic style'):
-        synthetic.generate_face(np.random.default_rng(0), (64, 64), 'c')
+        synthetic.generate_face(np.random.default_rng(0), (64, 64), 'z')
     # The style is part of a data set's identity.
     root = tmp_path / 'raw'
     synthetic.write_wflw_dataset(root, 2, 1, seed=1, image_size=(64, 64), workers=1)
@@ -288,3 +288,23 @@ def test_style_b_is_another_domain(tmp_path):
     synthetic.write_wflw_dataset(root, 2, 1, seed=1, image_size=(64, 64), workers=1, style='b')
     assert json.loads((root / synthetic.INFO_FILE).read_text())['style'] == 'b'
     assert (root / 'WFLW_images/synthetic/train_00001.jpg').read_bytes() != a
+
+
+def test_styles_c_and_d_shift_appearance_only():
+    """The same random stream gives the same shape (pose, identity, expression) in 'a', 'c' and
+    'd'; only the pixels differ: lower contrast, more occluders, 'd' also more blur."""
+    stats = {}
+    for style in 'acd':
+        shapes, contrast, occluded, blurred = [], [], [], []
+        for i in range(40):
+            img, lm, _, attributes = synthetic.generate_face(np.random.default_rng([5, i]),
+                                                             (128, 128), style)
+            shapes.append(lm)
+            contrast.append(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).std())
+            occluded.append(attributes['occlusion'])
+            blurred.append(attributes['blur'])
+        stats[style] = np.stack(shapes), np.mean(contrast), np.mean(occluded), np.mean(blurred)
+    for style in 'cd':
+        np.testing.assert_array_equal(stats[style][0], stats['a'][0])
+        assert stats[style][1] < 0.85 * stats['a'][1] and stats[style][2] > stats['a'][2]
+    assert stats['d'][3] > stats['c'][3] > stats['a'][3]
