@@ -112,12 +112,18 @@ def make_sharded_predict(model, variables, neighbors, input_size: int):
     return predict
 
 
+def pass_folders(out_dir: str) -> list[str]:
+    """The manifest folders of one labelling pass: out_dir itself, or its host_<i>_of_<n>."""
+    if os.path.exists(os.path.join(out_dir, "manifest.json")):
+        return [out_dir]
+    return sorted(os.path.join(out_dir, d) for d in os.listdir(out_dir) if d.startswith("host_"))
+
+
 def pseudo_label_sources(out_dir: str, task: str, weight=None):
     """pipeline Sources of every host folder of a finished pass."""
     from pipnet_jax.data.pseudo_labels import Manifest, as_source
 
-    folders = [out_dir] if os.path.exists(os.path.join(out_dir, "manifest.json")) else sorted(
-        os.path.join(out_dir, d) for d in os.listdir(out_dir) if d.startswith("host_"))
+    folders = pass_folders(out_dir)
     sources, done, total = [], set(), None
     for folder in folders:
         m = Manifest.load(folder)
@@ -142,8 +148,7 @@ def pseudo_label_quality(out_dir: str, corpus_spec: dict, landmark_set) -> Optio
     truth = {ex["image_id"].decode(): ex["landmarks"] for ex in builders.load(
         corpus_spec["tfds"], corpus_spec.get("split", "train"), corpus_spec.get("data_dir"),
         decode=False).as_numpy_iterator()}
-    folders = [out_dir] if os.path.exists(os.path.join(out_dir, "manifest.json")) else sorted(
-        os.path.join(out_dir, d) for d in os.listdir(out_dir) if d.startswith("host_"))
+    folders = pass_folders(out_dir)
     pred, gt = [], []
     for folder in folders:
         for ex in read_shards(folder, allow_partial=True).as_numpy_iterator():

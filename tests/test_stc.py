@@ -32,10 +32,9 @@ def env(devices):
 def labels(out_dir):
     """{id: landmarks} over every host folder, and the summaries."""
     from pipnet_jax.data.pseudo_labels import read_shards, summary
-    folders = [out_dir] if os.path.exists(os.path.join(out_dir, "manifest.json")) else sorted(
-        os.path.join(out_dir, d) for d in os.listdir(out_dir))
+    from pipnet_jax.stc import pass_folders
     result, summaries = {}, []
-    for folder in folders:
+    for folder in pass_folders(out_dir):
         summaries.append(summary(folder))
         for ex in read_shards(folder, allow_partial=True).as_numpy_iterator():
             key = ex["id"].decode()
