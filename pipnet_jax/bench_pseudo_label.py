@@ -15,8 +15,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -80,18 +78,10 @@ def measure(corpus_dir: str, batch_size: int, input_size: int, repeats: int) -> 
 
 
 def run_row(devices, corpus_dir: str, args) -> dict:
-    env = dict(os.environ)
-    if devices:  # forced host (CPU) devices
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-        env["JAX_PLATFORMS"] = "cpu"
-    cmd = [sys.executable, "-m", "pipnet_jax.bench_pseudo_label", f"--child={corpus_dir}",
-           f"--batch_size={args.batch_size}", f"--input_size={args.input_size}",
-           f"--repeats={args.repeats}"]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(f"benchmark row ({devices or 'accelerator'} devices) failed:\n"
-                           f"{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    from pipnet_jax.bench_train import run_child
+    return run_child("pipnet_jax.bench_pseudo_label", [
+        f"--child={corpus_dir}", f"--batch_size={args.batch_size}",
+        f"--input_size={args.input_size}", f"--repeats={args.repeats}"], devices)
 
 
 def format_table(rows) -> str:

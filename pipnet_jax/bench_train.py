@@ -56,16 +56,25 @@ def measure(batch_size: int, image_size: int, steps: int, dtype: str, backbone: 
             "step_ms": ms, "images_per_s": batch_size / ms * 1000}
 
 
-def run_row(devices: int | None, dtype: str, args) -> dict:
+def run_child(module: str, flags: list, devices: int | None) -> dict:
+    """`python -m module flags` in a fresh process (JAX starts anew): on `devices` forced host
+    (CPU) devices, or on the default accelerator when None; returns its last stdout line's JSON."""
     env = dict(os.environ)
-    if devices:  # forced host (CPU) devices
+    if devices:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
         env["JAX_PLATFORMS"] = "cpu"
-    cmd = [sys.executable, "-m", "pipnet_jax.bench_train", "--child", f"--dtype={dtype}",
-           f"--batch_size={args.batch_size}", f"--image_size={args.image_size}",
-           f"--steps={args.steps}", f"--backbone={args.backbone}"]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    result = subprocess.run([sys.executable, "-m", module, *flags], env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"benchmark row ({devices or 'accelerator'} devices) failed:\n"
+                           f"{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_row(devices: int | None, dtype: str, args) -> dict:
+    return run_child("pipnet_jax.bench_train", [
+        "--child", f"--dtype={dtype}", f"--batch_size={args.batch_size}",
+        f"--image_size={args.image_size}", f"--steps={args.steps}", f"--backbone={args.backbone}"],
+        devices)
 
 
 def format_table(rows) -> str:
