@@ -173,7 +173,10 @@ def run_stc(config, workdir: str) -> dict:
     data = experiment_data.prepare(config, os.path.join(workdir, "round_0"))
     corpus_spec = s.corpus.to_dict()
     if s.target_synthetic_style:  # the synthetic domain-shift experiment: a second style
-        from pipnet_jax.data import builders
+        from pipnet_jax.data import builders, synthetic
+        if s.target_synthetic_style not in synthetic.STYLES:
+            raise ValueError(f"stc.target_synthetic_style={s.target_synthetic_style!r}: expected one "
+                             f"of {sorted(synthetic.STYLES)}")
         target_dir = data.data_dir + f"_style_{s.target_synthetic_style}"
         builders.prepare_synthetic(target_dir, s.target_synthetic_train, s.target_synthetic_test,
                                    seed=config.seed + 1, style=s.target_synthetic_style)
