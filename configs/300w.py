@@ -5,5 +5,5 @@ from configs.common import base_config
 def get_config(arg=None):
     c = base_config(arg)
     c.data.dataset = c.data.landmarks = "300w"
-    c.data.eval_splits = ("full", "common", "challenge")
+    c.evals.main.splits = ("full", "common", "challenge")
     return c

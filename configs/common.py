@@ -1,6 +1,8 @@
 """The original's recipe (spec 2.2, 8, 9) as a ConfigDict; dataset configs override fields.
 
-Every knob is a field, overridable on the command line: --config.train.batch_size=64."""
+Every knob is a field, overridable on the command line: --config.train.batch_size=64.
+Sections: seed, model, data, augment, train, eval (how), evals (what is evaluated), predict.
+STC settings exist only in STC configs (`stc_config`)."""
 import ml_collections
 
 BACKBONE_ALIASES = {"r18": "resnet18", "r50": "resnet50", "r101": "resnet101",
@@ -27,7 +29,6 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                  # box); empty: the data set's own. Built as pipnet_<set>/<crop>
         data_dir="",             # where TFDS sets are built; empty: <workdir>/../tfds
         train_split="train",
-        eval_splits=("test",),
         meanface_file="",        # the original's meanface.txt; empty: mean of the training set
         on_error="raise",        # bad annotation lines / images: 'raise' or 'skip' (counted)
         shuffle_buffer=4096,
@@ -49,11 +50,14 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict(dict(
         batch_size=32,
         torch_checkpoint="",     # --mode=eval: a released/other PyTorch .pth instead of the workdir
-        num_pictures=16,
-        # extra eval sets "dataset:split" (e.g. "cofw68:test"), reported as results["cofw68/test"];
-        # same landmark set as the model, built on first use from manual_dirs.<dataset>
-        cross_domain=(),
-        manual_dirs=ml_collections.ConfigDict(dict(cofw68="", wflw68=""))))
+        num_pictures=16))
+    # What is evaluated, one entry per set (big_vision's config.evals). 'main' is the training
+    # data set (dataset ''), its splits keyed plainly in results.json ('test'); any other entry
+    # is keyed '<entry>/<split>' ('cofw68/test'). An entry's dataset: '' (the training set), a
+    # raw data set of the same landmark set built on first use from its manual_dir (e.g.
+    # cofw68, wflw68), or 'synthetic' with synthetic_style / _train / _test (a generated set).
+    # The first split of the first entry is the main result (pictures, STC summary).
+    c.evals = ml_collections.ConfigDict(dict(main=dict(dataset="", splits=("test",))))
     c.predict = ml_collections.ConfigDict(dict(
         input="",                # an image, a folder of images, or a video
         output="",               # folder for overlays + landmarks.json/.csv; empty: <workdir>/predict
@@ -66,15 +70,21 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         to_68=False,             # WFLW 98 points -> 68 (300W scheme)
         redetect_every=30, min_confidence=0.2,   # video: tracking
         smooth=True, min_cutoff=1.0, beta=0.05))  # video: One Euro filter
+    return c
+
+
+def stc_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Adds the STC settings (spec 16) to an experiment config."""
     c.stc = ml_collections.ConfigDict(dict(
         tasks=("cls3", "cls2", "std", "std", "std"),   # rounds after the teacher (spec 16)
         # the unlabeled corpus: an image folder of crops, a folder of whole images whose most
         # confident face is detected (detect: faceboxes or haar), a box list (CelebA style) +
         # images, a built TFDS set, or raw sets "dataset:split[:crop rule]" (e.g.
         # "cofw:train:cofw_gssl") concatenated in order, built on first use into data.data_dir
-        # from manual_dirs.<dataset>; empty fields are ignored
+        # from manual_dirs.<dataset>, or from_eval: a config.evals entry whose set's `split` is
+        # the corpus (its labels only score the pseudo-labels); empty fields are ignored
         corpus=ml_collections.ConfigDict(dict(
-            images="", boxes="", tfds="", split="train", data_dir="",
+            images="", boxes="", tfds="", split="train", data_dir="", from_eval="",
             sets=(), manual_dirs=ml_collections.ConfigDict(dict(cofw="", wflw="")),
             detect="",
             # the detector's settings are predict's fields (one value: setting either sets both)
@@ -87,8 +97,7 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         warm_start=False,        # True: students start from the teacher (off: fresh, original)
         control=False,           # True: also train on the labeled set only, with the last
                                  # student's schedule (a baseline for the pseudo-labels' effect)
-        target_synthetic_style="", target_synthetic_train=0, target_synthetic_test=0))
-    c.bench = ml_collections.ConfigDict(dict(batch_sizes=(1, 32), repeats=0))
+        ))
     return c
 
 
@@ -96,9 +105,10 @@ def stc_300w_config(arg=None):
     """The labeled side of the original's two GSSL experiments (spec 11.6, 15, 16): 300W with
     the 1.3 crop, evaluated on 300W full/common/challenge and, cross-domain, on COFW-68 and
     WFLW-68 (68 points, norm 36/45). The configs add their corpus."""
-    c = base_config(arg)
+    c = stc_config(base_config(arg))
     c.data.dataset = c.data.landmarks = "300w"
     c.data.crop = "300w_gssl"
-    c.data.eval_splits = ("full", "common", "challenge")
-    c.eval.cross_domain = ("cofw68:test", "wflw68:test")
+    c.evals.main.splits = ("full", "common", "challenge")
+    c.evals.cofw68 = dict(dataset="cofw68", splits=("test",), manual_dir="")
+    c.evals.wflw68 = dict(dataset="wflw68", splits=("test",), manual_dir="")
     return c

@@ -6,9 +6,9 @@ evaluated on 300W full/common/challenge and, cross-domain, on COFW-68 and WFLW-6
 Raw folders (the eval sets are built on first use, then reused from data.data_dir):
 --config.data.manual_dir=/data/300W           afw/ helen/ lfpw/ ibug/ with .pts
 --config.stc.corpus.images=/data/img_celeba --config.stc.corpus.boxes=/data/celeba_bboxes.txt
---config.eval.manual_dirs.cofw68=/data/COFW68 COFW_test_color.mat, cofw68_test_bboxes.mat,
+--config.evals.cofw68.manual_dir=/data/COFW68 COFW_test_color.mat, cofw68_test_bboxes.mat,
                                               cofw68_test_annotations/{1..507}_points.mat
---config.eval.manual_dirs.wflw68=/data/WFLW   WFLW_images/, WFLW_annotations/"""
+--config.evals.wflw68.manual_dir=/data/WFLW   WFLW_images/, WFLW_annotations/"""
 from configs.common import stc_300w_config
 
 

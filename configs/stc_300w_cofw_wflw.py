@@ -9,9 +9,9 @@ Raw folders (every set is built on first use, then reused from data.data_dir):
 --config.stc.corpus.manual_dirs.cofw=/data/COFW COFW_train_color.mat, COFW_test_color.mat
 --config.stc.corpus.manual_dirs.wflw=/data/WFLW WFLW_images/, WFLW_annotations/
                                                 (list_98pt_rect_attr_train_test/, list_98pt_test/)
---config.eval.manual_dirs.cofw68=/data/COFW68   COFW_test_color.mat, cofw68_test_bboxes.mat,
+--config.evals.cofw68.manual_dir=/data/COFW68   COFW_test_color.mat, cofw68_test_bboxes.mat,
                                                 cofw68_test_annotations/{1..507}_points.mat
---config.eval.manual_dirs.wflw68=/data/WFLW     WFLW_images/, WFLW_annotations/
+--config.evals.wflw68.manual_dir=/data/WFLW     WFLW_images/, WFLW_annotations/
 (The whole WFLW and COFW sets are built with the GSSL crop; only their train splits are used.)"""
 from configs.common import stc_300w_config
 

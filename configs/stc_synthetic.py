@@ -12,11 +12,12 @@ pseudo-labels' effect is measured apart from the longer rounds.
 Rounds: 'cls2', 'std', 'std' instead of the original's 'cls3', 'cls2', 'std' x3. At 128x128
 input the stride-32 grid is 4x4, so its 2x2 'cls2' map is as coarse as the original's 'cls3'
 at 256 (and 'cls3' would be 1x1, which carries no position); three rounds fit the CPU budget."""
+from configs.common import stc_config
 from configs.synthetic import get_config as synthetic_config
 
 
 def get_config(arg=None):
-    c = synthetic_config(arg)
+    c = stc_config(synthetic_config(arg))
     c.data.synthetic_train = 1000
     c.data.synthetic_test = 100
     c.train.max_steps = 0
@@ -26,8 +27,9 @@ def get_config(arg=None):
     c.train.checkpoint_every_steps = 100
     c.stc.tasks = ("cls2", "std", "std")
     c.stc.control = True
-    c.stc.target_synthetic_style = "c"
-    c.stc.target_synthetic_train = 1000
-    c.stc.target_synthetic_test = 200
+    # evaluated on style 'c' (the target domain); its train split is the unlabeled corpus
+    c.evals.main = dict(dataset="synthetic", splits=("test",), synthetic_style="c",
+                        synthetic_train=1000, synthetic_test=200)
+    c.stc.corpus.from_eval = "main"
     c.stc.shard_size = 250
     return c

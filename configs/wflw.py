@@ -7,6 +7,6 @@ from configs.common import base_config
 def get_config(arg=None):
     c = base_config(arg)
     c.data.dataset = c.data.landmarks = "wflw"
-    c.data.eval_splits = ("test", "test_pose", "test_expression", "test_illumination",
-                          "test_makeup", "test_occlusion", "test_blur")
+    c.evals.main.splits = ("test", "test_pose", "test_expression", "test_illumination",
+                           "test_makeup", "test_occlusion", "test_blur")
     return c

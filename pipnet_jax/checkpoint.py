@@ -13,8 +13,10 @@ from typing import Any, Optional
 import jax
 import orbax.checkpoint as ocp
 
+from pipnet_jax.errors import UserError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be restored; the message names the folder and the cause."""
 
 
@@ -86,13 +88,6 @@ class PreemptionFlag:
         return self.signal is not None
 
 
-def write_json_atomic(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def load_variables(workdir: str, step: Optional[int] = None) -> tuple[dict, int]:
     """Model variables {'params', 'batch_stats'} of a training workdir's latest (or given)
     checkpoint, without rebuilding the optimizer (inference, export)."""
@@ -107,6 +102,7 @@ def load_variables(workdir: str, step: Optional[int] = None) -> tuple[dict, int]
     try:
         state = ocp.StandardCheckpointer().restore(path)
     except Exception as e:
-        raise CheckpointError(f"checkpoint {path} cannot be restored ({type(e).__name__}: "
-                              f"{str(e)[:300]})") from e
+        raise CheckpointError(f"checkpoint {os.path.join(directory, str(step))} cannot be restored "
+                              f"({type(e).__name__}: {str(e)[:300]}); it is damaged. Move it away "
+                              f"to use an older one.") from e
     return {"params": state["params"], "batch_stats": state["batch_stats"]}, step

@@ -1,5 +1,9 @@
 """Heatmap + offsets -> landmarks, with the neighbour-vote merge (spec section 12).
 
+Two decoders of the same rule, side by side: `decoder` / `decode_landmarks` (jitted, used by
+training, evaluation, inference and `export --format jax`) and `graph_decoder` (the same
+result in ops the TFLite converter accepts, used by the SavedModel / TFLite exports).
+
 Outputs are NHWC: score/offset_x/offset_y are (B, H, W, N); neighbor_x/neighbor_y are
 (B, H, W, C*N) with channel i*C + j = landmark i's offset to its j-th neighbour.
 Landmarks come back in the normalised crop frame (x / crop width, y / crop height).
@@ -83,3 +87,47 @@ def decode_landmarks(output, neighbors, net_stride: int = 32, input_size: int = 
     neighbors = np.ascontiguousarray(neighbors)
     return _cached_decoder(neighbors.tobytes(), neighbors.shape, neighbors.dtype.str,
                            net_stride, input_size, merge)(output)
+
+
+def graph_decoder(neighbors, net_stride: int = 32, input_size: int = 256):
+    """decoder(merge=True) in ops the TFLite converter can legalize from StableHLO.
+
+    jax2tf always embeds StableHLO now (non-native serialization is gone), and TFLite's
+    StableHLO legalizer rejects three things `decoder` lowers to: the two-operand reduce of
+    jnp.argmax, take_along_axis's batched gather, and gathers whose shape holds the symbolic
+    batch. So: argmax = smallest index among the maxima (same first-max tie rule); reading a
+    channel at a cell = masked sum over cells (exact, it adds zeros); the vote mean = a
+    constant 0/1 (N*C, N) matrix product, duplicated padding votes counted as in the mean.
+    Results match `decoder` to float rounding (tests compare both). Not jitted: it is traced
+    inside the exported function."""
+    neighbors = np.asarray(neighbors)
+    n, c = neighbors.shape
+    ri1, ri2, max_len = reverse_index(neighbors)
+    vote_channels = (ri1.astype(np.int64) * c + ri2).reshape(n, max_len)
+    votes = np.zeros((n * c, n), np.float32)
+    np.add.at(votes, (vote_channels, np.arange(n)[:, None]), 1.0)
+    scale = input_size / net_stride
+
+    def decode(output):
+        b, h, w, _ = output.score.shape
+        flat = output.score.reshape(b, h * w, n)
+        confidence = jnp.max(flat, axis=1)
+        cells = jnp.arange(h * w, dtype=jnp.int32)[None, :, None]
+        cell = jnp.min(jnp.where(flat == confidence[:, None, :], cells, h * w), axis=1)
+        col, row = (cell % w).astype(jnp.float32), (cell // w).astype(jnp.float32)
+
+        def at_cell(maps, owner):
+            maps = maps.reshape(b, h * w, maps.shape[-1])
+            return jnp.sum(jnp.where(cells == owner[:, None, :], maps, 0.0), axis=1)
+
+        x = (col + at_cell(output.offset_x, cell)) / scale
+        y = (row + at_cell(output.offset_y, cell)) / scale
+        owner = jnp.repeat(cell, c, axis=1)  # channel i*C+j is read at landmark i's cell
+        vote_x = (jnp.repeat(col, c, axis=1) + at_cell(output.neighbor_x, owner)) / scale
+        vote_y = (jnp.repeat(row, c, axis=1) + at_cell(output.neighbor_y, owner)) / scale
+        hp = jax.lax.Precision.HIGHEST  # keep the vote sums float32 on every backend
+        merged_x = (x + jnp.matmul(vote_x, votes, precision=hp)) / (max_len + 1)
+        merged_y = (y + jnp.matmul(vote_y, votes, precision=hp)) / (max_len + 1)
+        return jnp.stack([merged_x, merged_y], axis=-1), confidence
+
+    return decode

@@ -1,126 +1,46 @@
-"""Face detection for the demo: FaceBoxesV2 (the original's detector) in Flax, and a weak
-OpenCV Haar-cascade fallback that needs no download.
+"""Face detection at run time: FaceBoxesV2 (the original's detector; the Flax network is
+models/faceboxes.py, its .pth conversion torch_port.py), and a weak OpenCV Haar-cascade
+fallback that needs no download. Here: the weights file (locate, verify, download), priors,
+decode, NMS and the detectors.
 
 FaceBoxesV2 follows spec 4.4 / 13 / 14: BGR input minus (104, 117, 123), no scaling, full
 resolution; SSD priors and decode; score > threshold, top-k, Fast R-CNN NMS (+1 areas,
 IoU >= 0.3 suppressed), corners truncated to int.
 
 To avoid a recompile for every image size, images are zero-padded (bottom/right) to a size
-bucket and every feature map is masked back to the region the exact-size network would have
-seen, so convolutions meet zeros at the true border exactly as with the original's zero
-padding; anchors of cells that the exact-size grid would not have are dropped. The padded
-run therefore gives the exact-size result (up to float rounding).
+bucket; the network masks every feature map back to the region the exact-size network would
+have seen (models/faceboxes.py), and anchors of cells that the exact-size grid would not have
+are dropped here. The padded run therefore gives the exact-size result (up to float rounding).
 """
 import math
 import os
-import tempfile
+import shutil
 import urllib.request
 from typing import Optional, Sequence
 
-import flax.linen as nn
+import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pipnet_jax.models.layers import BatchNorm, conv
-from pipnet_jax.torch_port import (LEAF_TO_TORCH, CheckpointMismatchError, _flat_variables,
-                                   _from_torch_layout, file_sha256, mismatch_error,
-                                   numpy_state_dict)
+from pipnet_jax.files import atomic_path
+from pipnet_jax.models.faceboxes import DENSIFY, MEAN_BGR, MIN_SIZES, STEPS, FaceBoxesV2
+from pipnet_jax.torch_port import (CheckpointMismatchError, faceboxes_from_state_dict,
+                                   file_sha256, load_faceboxes_pth)
+
+# Public names; the network (models/faceboxes) and its .pth conversion (torch_port) are
+# re-exported, so `from pipnet_jax.detection import FaceBoxesV2, ...` keeps working.
+__all__ = ["CheckpointMismatchError", "DENSIFY", "FACEBOXES_BYTES", "FACEBOXES_SHA256",
+           "FACEBOXES_URL", "FaceBoxesV2", "FaceDetector", "HaarDetector", "MEAN_BGR",
+           "MIN_SIZES", "STEPS", "VARIANCES", "WEIGHTS_ENV", "bucket_size", "decode_boxes",
+           "default_weights_path", "faceboxes_from_state_dict", "file_sha256",
+           "load_faceboxes_weights", "make_detector", "nms", "prior_boxes", "verify_weights_file"]
 
 FACEBOXES_URL = "https://github.com/jhb86253817/PIPNet/raw/master/FaceBoxesV2/weights/FaceBoxesV2.pth"
 FACEBOXES_SHA256 = "aae07fec4b62ac655508c06336662538803407852312ca5009fd93fb487d8cd7"
 FACEBOXES_BYTES = 4_153_573
 WEIGHTS_ENV = "PIPNET_FACEBOXES_WEIGHTS"
-
-MEAN_BGR = (104.0, 117.0, 123.0)
-MIN_SIZES = ((32, 64, 128), (256,), (512,))
-STEPS = (32, 64, 128)
 VARIANCES = (0.1, 0.2)
-# Sub-grid offsets (fractions of a step) per anchor size; other sizes sit at the cell centre.
-DENSIFY = {32: (0.0, 0.25, 0.5, 0.75), 64: (0.0, 0.5)}
-
-
-# ----------------------------------------------------------------------------- network
-
-def _valid_mask(valid_hw, x, stride: int):
-    """(B, h, w, 1) mask of the cells an exact-size run has at this stride: ceil(H/stride)
-    rows and ceil(W/stride) columns (a 3x3/s2/p1 conv maps n to ceil(n/2))."""
-    if valid_hw is None:
-        return None
-    rows = -(-valid_hw[:, 0] // stride)
-    cols = -(-valid_hw[:, 1] // stride)
-    r = jnp.arange(x.shape[1])[None, :] < rows[:, None]
-    c = jnp.arange(x.shape[2])[None, :] < cols[:, None]
-    return (r[:, :, None] & c[:, None, :])[..., None].astype(x.dtype)
-
-
-class BasicConv2d(nn.Module):
-    """conv (no bias) -> BN(eps 1e-5) -> ReLU. Given valid_hw, the output is zeroed outside
-    the valid region at its stride, so the next padded conv meets zeros there as it would
-    at the true image border."""
-    features: int
-    kernel: int
-    stride: int = 1
-    padding: int = 0
-
-    @nn.compact
-    def __call__(self, x, valid_hw=None, out_stride: int = 1):
-        x = conv(self.features, self.kernel, self.stride, self.padding, name="conv")(x)
-        x = nn.relu(BatchNorm(name="bn")(x, train=False))
-        return x if valid_hw is None else x * _valid_mask(valid_hw, x, out_stride)
-
-
-class Inception(nn.Module):
-    """128 -> 4 x 32 channels: 1x1 | avg-pool + 1x1 | 1x1 + 3x3 | 1x1 + 3x3 + 3x3 (stride 32)."""
-
-    @nn.compact
-    def __call__(self, x, valid_hw=None):
-        def block(features, kernel, name):
-            layer = BasicConv2d(features, kernel, padding=kernel // 2, name=name)
-            return lambda y: layer(y, valid_hw, 32)
-
-        b1 = block(32, 1, "branch1x1")(x)
-        # PyTorch's avg_pool2d counts the zero padding (count_include_pad=True): borders / 9.
-        b2 = block(32, 1, "branch1x1_2")(nn.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)),
-                                                     count_include_pad=True))
-        b3 = block(32, 3, "branch3x3")(block(24, 1, "branch3x3_reduce")(x))
-        b4 = block(24, 1, "branch3x3_reduce_2")(x)
-        b4 = block(32, 3, "branch3x3_3")(block(32, 3, "branch3x3_2")(b4))
-        return jnp.concatenate([b1, b2, b3, b4], axis=-1)
-
-
-class FaceBoxesV2(nn.Module):
-    """FaceBoxesV2 (spec 14), NHWC. Input: BGR minus MEAN_BGR, float, (B, H, W, 3).
-    Returns loc (B, P, 4) and softmax conf (B, P, 2) in the original's anchor order.
-
-    valid_hw (B, 2) int, optional: the true image size inside a zero-padded input; features
-    outside it are zeroed after every layer (see the module docstring)."""
-
-    @nn.compact
-    def __call__(self, x, valid_hw=None):
-        if valid_hw is not None:
-            x = x * _valid_mask(valid_hw, x, 1)
-        # 3x3 s2 p1 maps n to ceil(n/2): five give the priors' ceil(H/32) grid.
-        for i, c in enumerate((8, 16, 32, 64, 128), start=1):
-            x = BasicConv2d(c, 3, 2, 1, name=f"conv{i}")(x, valid_hw, 2 ** i)
-        for i in (1, 2, 3):
-            x = Inception(name=f"inception{i}")(x, valid_hw)
-        sources = [x]
-        x = BasicConv2d(128, 1, name="conv6_1")(x, valid_hw, 32)
-        x = BasicConv2d(256, 3, 2, 1, name="conv6_2")(x, valid_hw, 64)
-        sources.append(x)
-        x = BasicConv2d(128, 1, name="conv7_1")(x, valid_hw, 64)
-        x = BasicConv2d(256, 3, 2, 1, name="conv7_2")(x, valid_hw, 128)
-        sources.append(x)
-
-        b = x.shape[0]
-        locs, confs = [], []
-        for i, (src, sizes) in enumerate(zip(sources, MIN_SIZES)):
-            n = sum(len(DENSIFY.get(s, (0.5,))) ** 2 for s in sizes)  # 21, 1, 1 anchors per cell
-            # NHWC flattening = PyTorch's permute(0, 2, 3, 1).view(B, -1): cell-major, then anchor.
-            locs.append(conv(4 * n, 3, padding=1, bias=True, name=f"loc.{i}")(src).reshape(b, -1, 4))
-            confs.append(conv(2 * n, 3, padding=1, bias=True, name=f"conf.{i}")(src).reshape(b, -1, 2))
-        return jnp.concatenate(locs, 1), jax.nn.softmax(jnp.concatenate(confs, 1), axis=-1)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -136,47 +56,15 @@ def verify_weights_file(path: str, expected_sha256: str = FACEBOXES_SHA256) -> N
                          f"(the original's FaceBoxesV2/weights/FaceBoxesV2.pth)")
 
 
-def _model_layout():
-    model = FaceBoxesV2()
-    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 128, 128, 3))))
-
-
-def faceboxes_from_state_dict(state_dict) -> dict:
-    """Flax variables from a FaceBoxesV2 state dict ('module.' prefixes stripped); raises
-    CheckpointMismatchError listing missing / unexpected / wrongly shaped keys."""
-    state = numpy_state_dict(state_dict)
-    abstract = _model_layout()
-    expected = _flat_variables(abstract)
-    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
-    wrong = [f"{k} {tuple(state[k].shape)}" for k, ((_, leaf), v) in expected.items()
-             if k in state and _from_torch_layout(leaf, state[k]).shape != tuple(v.shape)]
-    if missing or unexpected or wrong:
-        raise mismatch_error("state dict does not fit FaceBoxesV2", missing, unexpected, wrong)
-
-    def fill(path, _):
-        names = tuple(k.key for k in path)
-        key = ".".join(names[1:-1] + (LEAF_TO_TORCH[(names[0], names[-1])],))
-        return jnp.asarray(_from_torch_layout(names[-1], state[key]))
-
-    return jax.tree_util.tree_map_with_path(fill, dict(abstract))
-
-
 def load_faceboxes_weights(path: str, expected_sha256: Optional[str] = FACEBOXES_SHA256) -> dict:
     """Flax variables {'params', 'batch_stats'} from FaceBoxesV2.pth. The file is checked
     against the released sha256 first (expected_sha256=None skips that, e.g. for retrained
-    weights). The release is a legacy (non-zip) torch pickle of plain tensors, which
-    torch.load(weights_only=True) reads without executing code."""
+    weights); torch_port reads it (weights_only, no code execution)."""
     if expected_sha256 is not None:
         verify_weights_file(path, expected_sha256)
     elif not os.path.isfile(path):
         raise FileNotFoundError(f"FaceBoxesV2 weights file not found: {path}")
-    import torch  # only to read the .pth file
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for non-checkpoint files
-        raise ValueError(f"{path}: not a readable PyTorch state dict ({type(e).__name__}: {e})") from e
-    return faceboxes_from_state_dict(state)
+    return load_faceboxes_pth(path)
 
 
 def default_weights_path(cache_dir: Optional[str] = None, url: str = FACEBOXES_URL) -> str:
@@ -194,24 +82,19 @@ def default_weights_path(cache_dir: Optional[str] = None, url: str = FACEBOXES_U
     if os.path.isfile(path):
         verify_weights_file(path)  # a corrupt cached file is reported, not silently replaced
         return path
-    os.makedirs(cache_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="FaceBoxesV2.", suffix=".part", dir=cache_dir)
     try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
-        try:
-            verify_weights_file(tmp)
-        except ValueError as e:
-            raise ValueError(f"the file downloaded from {url} is not the expected one: {e}") from e
-        os.replace(tmp, path)  # atomic: readers never see a partial file
+        # atomic: readers never see a partial file, and a failed download leaves nothing
+        with atomic_path(path, suffix=".part") as tmp:
+            with open(tmp, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
+                shutil.copyfileobj(r, f, 1 << 20)
+            try:
+                verify_weights_file(tmp)
+            except ValueError as e:
+                raise ValueError(f"the file downloaded from {url} is not the expected one: {e}") from e
     except OSError as e:  # URLError, timeouts and socket errors are OSErrors
         raise RuntimeError(
             f"could not download the FaceBoxesV2 weights from {url} ({e}). Pass the file's path "
             f"(FaceDetector(weights_path=...) or ${WEIGHTS_ENV}), or put it at {path}") from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
@@ -362,8 +245,6 @@ class HaarDetector:
     detect() has FaceDetector's interface; the cascade gives no confidence, so score is 1."""
 
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 3):
-        import cv2
-
         path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
@@ -371,8 +252,6 @@ class HaarDetector:
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
 
     def detect(self, image: np.ndarray, color: str = "rgb") -> np.ndarray:
-        import cv2
-
         gray = cv2.cvtColor(np.ascontiguousarray(_as_bgr(image, color)), cv2.COLOR_BGR2GRAY)
         faces = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor,
                                               minNeighbors=self.min_neighbors)

@@ -1,12 +1,19 @@
 """Evaluation: predictions over eval batches -> NME / FR / AUC per split, CED plot, overlays.
 
-No TensorFlow here: batches are any iterable of dicts with 'image' (uint8 NHWC),
+An `Evaluator` is one evaluated split (big_vision's evaluators): `Evaluator(predict_fn,
+eval_set, landmark_set).run(variables)`; `evaluate(evaluators, variables, workdir, ...)` runs
+them all and writes results.json, ced.png and predictions.png. No TensorFlow here: an eval set
+is anything with `key` and `batches(batch_size)` giving dicts with 'image' (uint8 NHWC),
 'landmarks' (normalised GT) and optionally 'valid' (padding mask)."""
+import dataclasses
+import os
 from typing import Callable, Iterable
 
 import cv2
+import jax
 import numpy as np
 
+from pipnet_jax.files import write_image_atomic, write_json_atomic
 from pipnet_jax.metrics import ced_curve, fr_auc, nme, normalizer
 
 
@@ -62,7 +69,7 @@ def draw_ced(path: str, curves: dict, threshold: float = 0.1, size=(640, 480)) -
         colour = colours[i % len(colours)]
         cv2.polylines(canvas, [pts], False, colour, 2)
         cv2.putText(canvas, name, (x0 + 10, y1 + 18 + 16 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
-    cv2.imwrite(path, canvas)
+    write_image_atomic(path, canvas[..., ::-1])  # drawn in BGR colours
 
 
 def draw_predictions(images: np.ndarray, pred: np.ndarray, gt: np.ndarray, columns: int = 4) -> np.ndarray:
@@ -79,3 +86,55 @@ def draw_predictions(images: np.ndarray, pred: np.ndarray, gt: np.ndarray, colum
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
     return np.concatenate(rows, axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitResult:
+    metrics: dict            # nme, fr, auc, count
+    nmes: np.ndarray         # per face
+    images: np.ndarray       # the faces (uint8), for pictures
+    pred: np.ndarray
+    gt: np.ndarray
+
+
+class Evaluator:
+    """One evaluated split: predict_fn(variables, images uint8) -> (landmarks, confidence)."""
+
+    def __init__(self, predict_fn: Callable, eval_set, landmark_set, batch_size: int = 32):
+        self.predict_fn, self.eval_set, self.landmark_set = predict_fn, eval_set, landmark_set
+        self.batch_size = batch_size
+
+    @property
+    def key(self) -> str:
+        return self.eval_set.key
+
+    def run(self, variables) -> SplitResult:
+        pred, gt, images = predict_split(lambda im: self.predict_fn(variables, im)[0],
+                                         self.eval_set.batches(self.batch_size))
+        metrics = split_metrics(pred, gt, self.landmark_set)
+        return SplitResult(metrics, metrics.pop("nmes"), images, pred, gt)
+
+
+def evaluate(evaluators: list, variables, tag: str = "final", *, workdir: str, num_pictures: int = 16,
+             writer=None, step: int = 0) -> dict:
+    """Runs every evaluator; on process 0 writes results[_<tag>].json ({key: metrics}), a CED
+    plot of every split and a picture of predictions on the first, and prints a table."""
+    variables = jax.device_get(variables)  # evaluation runs on each host's first device
+    results, curves, picture = {}, {}, None
+    for evaluator in evaluators:
+        r = evaluator.run(variables)
+        results[evaluator.key], curves[evaluator.key] = r.metrics, r.nmes
+        if picture is None:
+            picture = draw_predictions(r.images[:num_pictures], r.pred, r.gt)
+    if jax.process_index() == 0:
+        os.makedirs(workdir, exist_ok=True)
+        suffix = "" if tag == "final" else f"_{tag}"
+        write_json_atomic(os.path.join(workdir, f"results{suffix}.json"), results)
+        draw_ced(os.path.join(workdir, f"ced{suffix}.png"), curves)
+        write_image_atomic(os.path.join(workdir, f"predictions{suffix}.png"), picture)
+        if writer is not None:
+            writer.write_scalars(step, {f"eval/{s}/{k}": v for s, r in results.items()
+                                        for k, v in r.items() if k != "count"})
+            writer.write_images(step, {"eval/predictions": picture[None]})
+        print(f"evaluation ({tag}):\n{format_table(results)}")
+    return results

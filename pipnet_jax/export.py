@@ -9,7 +9,9 @@ Formats:
 
 Each export also writes `<path>.json` saying what the artifact is. The batch dimension is
 symbolic (any batch size) unless batch_size is given. The weights are embedded as constants.
-TensorFlow is imported only by the SavedModel/TFLite functions.
+TensorFlow is imported only by the SavedModel/TFLite functions (optional exporters); the
+SavedModel/TFLite graph decodes with decode.graph_decoder, the jax artifact with the jitted
+decoder of the predict function evaluation uses.
 
     python -m pipnet_jax.export --workdir workdirs/wflw --format tflite --out wflw.tflite
     python -m pipnet_jax.export --torch_checkpoint epoch59.pth --num_landmarks 98 \\
@@ -18,49 +20,26 @@ TensorFlow is imported only by the SavedModel/TFLite functions.
 import argparse
 import json
 import os
-import shutil
-import statistics
 import sys
-import tempfile
-import time
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pipnet_jax.checkpoint import CheckpointError
+from pipnet_jax.decode import graph_decoder
+from pipnet_jax.files import atomic_dir, atomic_write_bytes, write_json_atomic
 from pipnet_jax.images import normalize_images
-from pipnet_jax.meanface import reverse_index
-from pipnet_jax.train import make_predict_fn
+from pipnet_jax.inference import make_predict_fn
+from pipnet_jax.workdir import load_model, load_torch_model
 
 FORMATS = ("jax", "saved_model", "tflite")
+__all__ = ["FORMATS", "export_jax", "export_saved_model", "export_tflite", "graph_decoder",
+           "load_jax", "load_saved_model", "load_tflite", "main", "metadata_path", "read_metadata"]
 
 
 # --------------------------------------------------------------------------- helpers
-def _umask_mode(mode: int) -> int:
-    """`mode` less the process umask: temp files/folders are private (0600/0700) by default,
-    but an exported model should get the permissions any other file would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    """Temp file in the same folder + rename: a reader never sees a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, _umask_mode(0o666))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def metadata_path(path: str) -> str:
     return os.path.abspath(path).rstrip(os.sep) + ".json"
 
@@ -74,7 +53,7 @@ def _write_metadata(path, fmt, model, neighbors, input_size, batch_size, **extra
             "outputs": {"landmarks": "float32 (B, N, 2), x/width and y/height of the crop",
                         "confidence": "float32 (B, N), the heatmap score at the chosen cell"},
             "jax_version": jax.__version__, **extra}
-    _atomic_write(metadata_path(path), json.dumps(meta, indent=1).encode())
+    write_json_atomic(metadata_path(path), meta)
     return meta
 
 
@@ -118,7 +97,7 @@ def export_jax(path: str, model, variables, neighbors, input_size: int = 256,
     spec = jax.ShapeDtypeStruct((batch, input_size, input_size, 3), jnp.uint8)
     exported = jax.export.export(jax.jit(lambda images: predict(variables, images)),
                                  platforms=tuple(platforms))(spec)
-    _atomic_write(path, exported.serialize())
+    atomic_write_bytes(path, exported.serialize())
     return _write_metadata(path, "jax", model, neighbors, input_size, batch_size,
                            platforms=list(exported.platforms))
 
@@ -138,53 +117,10 @@ def load_jax(path: str):
 
 
 # --------------------------------------------------------------------------- TensorFlow
-def graph_decoder(neighbors, net_stride: int = 32, input_size: int = 256):
-    """decode.decoder(merge=True) in ops the TFLite converter can legalize from StableHLO.
-
-    jax2tf always embeds StableHLO now (non-native serialization is gone), and TFLite's
-    StableHLO legalizer rejects three things decode.py lowers to: the two-operand reduce of
-    jnp.argmax, take_along_axis's batched gather, and gathers whose shape holds the symbolic
-    batch. So: argmax = smallest index among the maxima (same first-max tie rule); reading a
-    channel at a cell = masked sum over cells (exact, it adds zeros); the vote mean = a
-    constant 0/1 (N*C, N) matrix product, duplicated padding votes counted as in the mean.
-    Results match decode.py to float rounding (tests compare both)."""
-    neighbors = np.asarray(neighbors)
-    n, c = neighbors.shape
-    ri1, ri2, max_len = reverse_index(neighbors)
-    vote_channels = (ri1.astype(np.int64) * c + ri2).reshape(n, max_len)
-    votes = np.zeros((n * c, n), np.float32)
-    np.add.at(votes, (vote_channels, np.arange(n)[:, None]), 1.0)
-    scale = input_size / net_stride
-
-    def decode(output):
-        b, h, w, _ = output.score.shape
-        flat = output.score.reshape(b, h * w, n)
-        confidence = jnp.max(flat, axis=1)
-        cells = jnp.arange(h * w, dtype=jnp.int32)[None, :, None]
-        cell = jnp.min(jnp.where(flat == confidence[:, None, :], cells, h * w), axis=1)
-        col, row = (cell % w).astype(jnp.float32), (cell // w).astype(jnp.float32)
-
-        def at_cell(maps, owner):
-            maps = maps.reshape(b, h * w, maps.shape[-1])
-            return jnp.sum(jnp.where(cells == owner[:, None, :], maps, 0.0), axis=1)
-
-        x = (col + at_cell(output.offset_x, cell)) / scale
-        y = (row + at_cell(output.offset_y, cell)) / scale
-        owner = jnp.repeat(cell, c, axis=1)  # channel i*C+j is read at landmark i's cell
-        vote_x = (jnp.repeat(col, c, axis=1) + at_cell(output.neighbor_x, owner)) / scale
-        vote_y = (jnp.repeat(row, c, axis=1) + at_cell(output.neighbor_y, owner)) / scale
-        hp = jax.lax.Precision.HIGHEST  # keep the vote sums float32 on every backend
-        merged_x = (x + jnp.matmul(vote_x, votes, precision=hp)) / (max_len + 1)
-        merged_y = (y + jnp.matmul(vote_y, votes, precision=hp)) / (max_len + 1)
-        return jnp.stack([merged_x, merged_y], axis=-1), confidence
-
-    return decode
-
-
 def _tf_module(model, variables, neighbors, input_size, batch_size, platforms=("cpu",)):
     """tf.Module with `serve(images)` -> {'landmarks', 'confidence'} made by jax2tf."""
-    import tensorflow as tf
-    from jax.experimental import jax2tf
+    import tensorflow as tf  # optional exporter: TensorFlow only here
+    from jax.experimental import jax2tf  # optional exporter: imports TensorFlow
 
     neighbors = _check_neighbors(model, neighbors)
     decode = graph_decoder(neighbors, model.net_stride, input_size)
@@ -209,32 +145,19 @@ def export_saved_model(path: str, model, variables, neighbors, input_size: int =
     """SavedModel folder at `path` (replaced as a whole: written beside it, then renamed).
     platforms: where TF may run it ('cpu', 'cuda', 'tpu'); the graph is StableHLO inside an
     XlaCallModule op, checked against the platform it runs on."""
-    import tensorflow as tf
+    import tensorflow as tf  # optional exporter: TensorFlow only here
 
     module = _tf_module(model, variables, neighbors, input_size, batch_size, platforms)
-    path = os.path.abspath(path).rstrip(os.sep)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
-    try:
+    with atomic_dir(path) as tmp:
         tf.saved_model.save(module, tmp, signatures={
             "serving_default": module.serve.get_concrete_function()})
-        os.chmod(tmp, _umask_mode(0o777))
-        if os.path.isdir(path):  # os.replace cannot overwrite a non-empty folder
-            old = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".old.")
-            os.replace(path, os.path.join(old, "x"))
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return _write_metadata(path, "saved_model", model, neighbors, input_size, batch_size,
                            platforms=list(platforms), tensorflow_version=tf.__version__)
 
 
 def load_saved_model(path: str):
     """-> fn(uint8 images) -> (landmarks, confidence) as numpy arrays, via TensorFlow."""
-    import tensorflow as tf
+    import tensorflow as tf  # optional exporter: TensorFlow only here
 
     serve = tf.saved_model.load(path).signatures["serving_default"]
     shape = serve.structured_input_signature[1]["images"].shape
@@ -250,23 +173,24 @@ def export_tflite(path: str, model, variables, neighbors, input_size: int = 256,
                   batch_size=None) -> dict:
     """float32 .tflite with builtin ops only (runs on the plain TFLite/LiteRT runtime, and
     XNNPACK takes the convolutions). Converted from the same jax2tf graph as the SavedModel."""
-    import tensorflow as tf
+    import tensorflow as tf  # optional exporter: TensorFlow only here
 
     module = _tf_module(model, variables, neighbors, input_size, batch_size)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [module.serve.get_concrete_function()], module)
     # SELECT_TF_OPS would not help: the legalizer fails on StableHLO, not on missing TF ops.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    _atomic_write(path, converter.convert())
+    atomic_write_bytes(path, converter.convert())
     return _write_metadata(path, "tflite", model, neighbors, input_size, batch_size,
                            ops="TFLITE_BUILTINS", tensorflow_version=tf.__version__)
 
 
 def _interpreter_class():
+    # optional runtime: the TFLite interpreter is imported only where a .tflite is loaded
     try:  # LiteRT, TFLite's successor, when installed
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
-        import tensorflow as tf
+        import tensorflow as tf  # optional exporter: TensorFlow only here
         Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
     return Interpreter, OpResolverType
 
@@ -304,68 +228,7 @@ def load_tflite(path: str, num_threads=None, xnnpack: bool = True):
     return predict
 
 
-def time_tflite(path: str, batch_size: int = 1, repeats: int = 20, threads: int = 2,
-                warmup: int = 3, xnnpack: bool = True) -> float:
-    """Median wall time in ms of one interpreter call on random uint8 images."""
-    predict = load_tflite(path, threads, xnnpack)
-    size = predict.input_size
-    images = np.random.RandomState(0).randint(0, 256, (batch_size, size, size, 3), np.uint8)
-    for _ in range(warmup):
-        predict(images)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        predict(images)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 # --------------------------------------------------------------------------- CLI
-def load_workdir(workdir: str):
-    """(model, variables, neighbors, input_size) from a training workdir: config.json,
-    meanface.txt and the latest checkpoint. The model is built float32 whatever the training
-    compute dtype (params are stored float32)."""
-    from pipnet_jax.checkpoint import Checkpointer
-    from pipnet_jax.meanface import neighbor_indices, read_meanface
-    from pipnet_jax.models import PIPNet
-
-    with open(os.path.join(workdir, "config.json")) as f:
-        cfg = json.load(f)["model"]
-    meanface = read_meanface(os.path.join(workdir, "meanface.txt"))
-    model = PIPNet(len(meanface), cfg["backbone"], cfg["num_neighbors"], cfg["net_stride"])
-    checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"))
-    try:
-        if checkpoints.latest_step() is None:
-            raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}; train first")
-        # Restored as saved (no target tree), so the optimizer settings need not be known.
-        state, record = checkpoints.restore(None)
-    finally:
-        checkpoints.close()
-    variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
-    expected = jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                              jnp.zeros((1, cfg["input_size"], cfg["input_size"], 3)))
-    shapes = lambda tree: jax.tree_util.tree_map(np.shape, dict(tree))
-    if shapes(expected) != shapes(variables):
-        raise ValueError(f"checkpoint step {record['step']} in {workdir} does not fit "
-                         f"PIPNet({model.num_landmarks}, {model.backbone!r}) from its config.json")
-    return model, variables, neighbor_indices(meanface, model.num_neighbors), cfg["input_size"]
-
-
-def load_torch(checkpoint: str, num_landmarks: int, backbone: str, meanface_file: str,
-               num_neighbors: int = 10, net_stride: int = 32):
-    """(model, variables, neighbors) from a PyTorch .pth (e.g. a released PIPNet)."""
-    from pipnet_jax.meanface import neighbor_indices, read_meanface
-    from pipnet_jax.models import PIPNet
-    from pipnet_jax.torch_port import from_torch_state_dict, load_torch_checkpoint
-
-    meanface = read_meanface(meanface_file)
-    if len(meanface) != num_landmarks:
-        raise ValueError(f"{meanface_file} has {len(meanface)} points, not {num_landmarks}")
-    model = PIPNet(num_landmarks, backbone, num_neighbors, net_stride)
-    state, _ = load_torch_checkpoint(checkpoint)
-    return model, from_torch_state_dict(state, model), neighbor_indices(meanface, num_neighbors)
-
-
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m pipnet_jax.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -392,11 +255,13 @@ def parse_args(argv):
 def main(argv=None) -> dict:
     a = parse_args(sys.argv[1:] if argv is None else argv)
     if a.workdir:
-        model, variables, neighbors, input_size = load_workdir(a.workdir)
-    else:
-        model, variables, neighbors = load_torch(a.torch_checkpoint, a.num_landmarks, a.backbone,
-                                                 a.meanface, a.num_neighbors, a.net_stride)
-        input_size = a.input_size
+        loaded = load_model(a.workdir)
+    else:  # a meanface with another point count than --num_landmarks is refused, naming the file
+        loaded = load_torch_model(a.torch_checkpoint, backbone=a.backbone, meanface=a.meanface,
+                                  num_neighbors=a.num_neighbors, net_stride=a.net_stride,
+                                  input_size=a.input_size, num_landmarks=a.num_landmarks)
+    model, variables, input_size = loaded.model, loaded.variables, loaded.input_size
+    neighbors = loaded.neighbors
     platforms = tuple(a.platforms.split(","))
     args = (a.out, model, variables, neighbors, input_size, a.batch_size)
     if a.format == "jax":
@@ -411,8 +276,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    from pipnet_jax.checkpoint import CheckpointError
-
     try:
         main()
     except (CheckpointError, FileNotFoundError, ValueError) as e:  # the message says what to do

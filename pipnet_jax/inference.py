@@ -4,18 +4,22 @@ detector (or user boxes) -> the demo's crop (box widened 1.2x, top moved down) -
 resize -> batched jitted forward + decode -> back to image pixels. Crops from many images run
 in fixed-size padded batches, so each batch size compiles once. No TensorFlow."""
 import dataclasses
-import json
 import os
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import jax
 import numpy as np
 
+from pipnet_jax import parallel
+from pipnet_jax.crops import demo_crop
+from pipnet_jax.decode import decoder
+from pipnet_jax.detection import make_detector
+from pipnet_jax.images import normalize_images
 from pipnet_jax.landmarks import get_landmark_set
-from pipnet_jax.meanface import neighbor_indices, read_meanface, released_meanface
+from pipnet_jax.meanface import neighbor_indices
 from pipnet_jax.models import PIPNet
-from pipnet_jax.train import make_predict_fn
+from pipnet_jax.workdir import LoadedModel, load_model, load_torch_model
 
 
 @dataclasses.dataclass
@@ -27,24 +31,31 @@ class Face:
     score: float = 1.0       # detector score (1.0 for user boxes)
 
 
-def demo_crop(box, image_size, box_scale: float = 1.2):
-    """Spec 13.3: the original demo's crop for a detector box (xmin, ymin, xmax, ymax).
+def make_predict_fn(model, neighbors, input_size: int = 256) -> Callable:
+    """jitted (variables, images uint8 NHWC) -> (landmarks (B,N,2) in [0,1], confidence)."""
+    decode = decoder(neighbors, model.net_stride, input_size)
 
-    Returns (xmin, ymin, xmax, ymax, width, height): the crop is image[ymin:ymax,
-    xmin:xmax] and the network's [0, 1] frame maps back with x * width + xmin, where width =
-    xmax - xmin + 1 (one pixel more than the crop, as in the original). The top edge moves
-    DOWN by (scale - 1) / 2 of the height (forehead removed, like the training crops)."""
-    img_w, img_h = image_size
-    xmin, ymin = int(box[0]), int(box[1])
-    w, h = int(box[2]) - xmin, int(box[3]) - ymin
-    xmax, ymax = xmin + w - 1, ymin + h - 1
-    # In the original's float order: 1.2 - 1 is 0.19999999999999996, so e.g. a 70 px box
-    # grows by int(6.99...) = 6 px, not 7.
-    dx, dy = int(w * (box_scale - 1) / 2), int(h * (box_scale - 1) / 2)
-    xmin, ymin, xmax, ymax = xmin - dx, ymin + dy, xmax + dx, ymax + dy
-    xmin, ymin = max(xmin, 0), max(ymin, 0)
-    xmax, ymax = min(xmax, img_w - 1), min(ymax, img_h - 1)
-    return xmin, ymin, xmax, ymax, xmax - xmin + 1, ymax - ymin + 1
+    @jax.jit
+    def predict(variables, images):
+        return decode(model.apply(variables, normalize_images(images, input_size), train=False))
+
+    return predict
+
+
+def make_sharded_predict(model, variables, neighbors, input_size: int):
+    """predict(images) on this process's local devices: the batch is split over them."""
+    mesh = parallel.make_mesh(jax.local_devices())
+    fn = make_predict_fn(model, neighbors, input_size)
+    variables = jax.device_put(jax.device_get(variables), parallel.replicated(mesh))
+    sharding = parallel.batch_sharding(mesh)
+
+    def predict(images):
+        if len(images) % mesh.devices.size:
+            raise ValueError(f"pseudo-label batch {len(images)} must be a multiple of the "
+                             f"{mesh.devices.size} local devices")
+        return jax.device_get(fn(variables, jax.device_put(images, sharding)))
+
+    return predict
 
 
 def _check_image(image, where="image"):
@@ -70,22 +81,14 @@ class Predictor:
         self._detector, self.box_scale = detector, box_scale
 
     @classmethod
+    def from_loaded(cls, loaded: LoadedModel, **kwargs) -> "Predictor":
+        return cls(loaded.model, loaded.variables, loaded.meanface, loaded.landmarks,
+                   input_size=loaded.input_size, **kwargs)
+
+    @classmethod
     def from_workdir(cls, workdir: str, **kwargs) -> "Predictor":
         """A training workdir: its config.json, meanface.txt and latest checkpoint."""
-        from pipnet_jax.checkpoint import load_variables
-
-        path = os.path.join(workdir, "config.json")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir")
-        with open(path) as f:
-            cfg = json.load(f)
-        m = cfg["model"]
-        landmarks = cfg["data.landmarks"]
-        model = PIPNet(get_landmark_set(landmarks).num_points, m["backbone"], m["num_neighbors"],
-                       m["net_stride"])
-        variables, _ = load_variables(workdir)
-        return cls(model, variables, read_meanface(os.path.join(workdir, "meanface.txt")),
-                   landmarks, input_size=m["input_size"], **kwargs)
+        return cls.from_loaded(load_model(workdir), **kwargs)
 
     @classmethod
     def from_torch_checkpoint(cls, path: str, dataset: str = "wflw", backbone: str = "resnet18",
@@ -93,22 +96,12 @@ class Predictor:
                               **kwargs) -> "Predictor":
         """A PyTorch PIPNet .pth (e.g. a released epoch59.pth; recognised by sha256, which then
         fixes dataset and backbone). The mean face defaults to the original's for `dataset`."""
-        from pipnet_jax.torch_port import from_torch_state_dict, load_torch_checkpoint
-
-        state, released = load_torch_checkpoint(path)
-        if released is not None:
-            dataset, backbone = released.dataset, released.backbone
-        landmarks = "300w" if dataset.startswith("300w") else dataset
-        model = PIPNet(get_landmark_set(landmarks).num_points, backbone, num_neighbors, net_stride)
-        variables = from_torch_state_dict(state, model)
-        meanface = released_meanface(dataset) if meanface is None else (
-            read_meanface(meanface) if isinstance(meanface, (str, os.PathLike)) else meanface)
-        return cls(model, variables, meanface, landmarks, **kwargs)
+        return cls.from_loaded(load_torch_model(path, dataset, backbone, meanface, num_neighbors,
+                                                net_stride), **kwargs)
 
     @property
     def detector(self):
         if self._detector is None:
-            from pipnet_jax.detection import make_detector
             self._detector = make_detector("faceboxes")
         return self._detector
 

@@ -5,8 +5,6 @@ All indices are 0-based. Flip tables and inter-ocular indices follow spec 10.1 a
 from dataclasses import dataclass
 from typing import Optional
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -153,7 +151,8 @@ def wflw98_to_68(landmarks):
     that sum to 0.999 (so converted labels match the reference files). Works on numpy
     and jax arrays; returns the same kind.
     """
-    xp = jnp if isinstance(landmarks, jax.Array) else np
+    # the array's own namespace (jax.numpy for a jax.Array) keeps this module free of JAX
+    xp = landmarks.__array_namespace__() if hasattr(landmarks, '__array_namespace__') else np
     lm = xp.asarray(landmarks)
     if lm.ndim < 2 or lm.shape[-2:] != (98, 2):
         raise ValueError(f'landmarks: expected shape (..., 98, 2), got {tuple(lm.shape)}')

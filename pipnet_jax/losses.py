@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-# Curriculum task types (spec 8.2): which maps a sample supervises.
-TASKS = ("std", "cls1", "cls2", "cls3")
+from pipnet_jax.files import TASKS  # noqa: F401  (curriculum task types, spec 8.2)
+
 SCORE_LOSSES = ("l2", "l1", "ce", "bce")
 REG_LOSSES = ("l1", "l2")
 

@@ -4,24 +4,28 @@ Writes overlays (images: <name>.jpg; video: <name>_landmarks.mp4/.avi with the s
 and the points as landmarks.json and landmarks.csv into the output folder. A folder run goes
 on past unreadable files and reports them at the end."""
 import csv
-import json
 import os
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
-class InputError(ValueError):
+from pipnet_jax.detection import make_detector
+from pipnet_jax.errors import UserError
+from pipnet_jax.files import IMAGE_EXTENSIONS, atomic_path, write_image_atomic, write_json_atomic
+from pipnet_jax.inference import Predictor
+from pipnet_jax.landmarks import wflw98_to_68
+from pipnet_jax.tracking import FaceTracker
+
+
+class InputError(UserError, ValueError):
     """An input the user gave that cannot be used (the message says which and why)."""
 
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
 def make_predictor(config, workdir):
-    from pipnet_jax.detection import make_detector
-    from pipnet_jax.inference import Predictor
-
     p = config.predict
     kwargs = {}
     if p.detector == "faceboxes":
@@ -36,8 +40,6 @@ def make_predictor(config, workdir):
 
 def to_68(face):
     """WFLW 98 -> 68 points in the crop's normalised frame, as the original converts labels."""
-    from pipnet_jax.landmarks import wflw98_to_68
-
     xmin, ymin, xmax, ymax = face.crop
     size = np.array([xmax - xmin + 1, ymax - ymin + 1], np.float64)
     origin = np.array([xmin, ymin], np.float64)
@@ -64,24 +66,18 @@ def face_record(face):
 
 
 def write_outputs(output, records):
-    from pipnet_jax.checkpoint import write_json_atomic
-
     write_json_atomic(os.path.join(output, "landmarks.json"), {"results": records})
-    tmp = os.path.join(output, f"landmarks.csv.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(os.path.join(output, "landmarks.csv")) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["source", "frame", "face", "point", "x", "y", "confidence"])
         for r in records:
             for k, face in enumerate(r.get("faces", [])):
                 for i, ((x, y), c) in enumerate(zip(face["landmarks"], face["confidence"])):
                     w.writerow([r["source"], r.get("frame", ""), k, i, x, y, c])
-    os.replace(tmp, os.path.join(output, "landmarks.csv"))
 
 
 def predict_images(predictor, paths, output, convert_68=False):
     """Returns (records, failures); each image's overlay is written as it is done."""
-    from tqdm import tqdm
-
     records, failures = [], []
     for path in tqdm(paths, desc="predict", unit="image", disable=len(paths) < 2):
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -95,16 +91,12 @@ def predict_images(predictor, paths, output, convert_68=False):
         if not faces:
             print(f"{path}: no face found")
         name = os.path.splitext(os.path.basename(path))[0]
-        cv2.imwrite(os.path.join(output, f"{name}.jpg"), draw(bgr, faces))
+        write_image_atomic(os.path.join(output, f"{name}.jpg"), draw(bgr, faces)[..., ::-1])
         records.append({"source": path, "faces": [face_record(f) for f in faces]})
     return records, failures
 
 
 def predict_video(predictor, path, output, p):
-    from tqdm import tqdm
-
-    from pipnet_jax.tracking import FaceTracker
-
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise InputError(f"{path}: cannot open the video (missing file or unsupported codec)")
@@ -152,9 +144,9 @@ def run_predict(config, workdir: str) -> dict:
     failures = []
     if os.path.isdir(p.input):
         paths = sorted(os.path.join(p.input, f) for f in os.listdir(p.input)
-                       if f.lower().endswith(IMAGE_EXTS))
+                       if f.lower().endswith(IMAGE_EXTENSIONS))
         if not paths:
-            raise InputError(f"{p.input}: no images ({', '.join(IMAGE_EXTS)}) in this folder")
+            raise InputError(f"{p.input}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
         records, failures = predict_images(predictor, paths, output, p.to_68)
     elif p.input.lower().endswith(VIDEO_EXTS):
         records, video = predict_video(predictor, p.input, output, p)

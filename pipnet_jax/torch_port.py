@@ -1,8 +1,11 @@
-"""PyTorch state dict <-> Flax variables, and the released-checkpoint registry.
+"""PyTorch state dict <-> Flax variables for PIPNet and FaceBoxesV2, and the
+released-checkpoint registry.
 
 Flax module names equal the PyTorch attribute names (models/layers.py), so a variable path
 joined with '.' is the torch key with the leaf renamed (kernel/scale -> weight, mean ->
 running_mean, var -> running_var) and conv kernels transposed OIHW <-> HWIO.
+
+torch itself is imported only where a .pth is read or written (not at module level).
 """
 import dataclasses
 import hashlib
@@ -16,13 +19,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pipnet_jax.errors import UserError
+from pipnet_jax.files import atomic_path
+from pipnet_jax.models.faceboxes import FaceBoxesV2
+
 LEAF_TO_TORCH = {("params", "kernel"): "weight", ("params", "scale"): "weight",
                  ("params", "bias"): "bias", ("batch_stats", "mean"): "running_mean",
                  ("batch_stats", "var"): "running_var",
                  ("batch_stats", "num_batches_tracked"): "num_batches_tracked"}
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """A state dict that does not fit the model; the message lists what differs."""
 
 
@@ -68,16 +75,21 @@ def identify_checkpoint(path: str) -> Optional[ReleasedCheckpoint]:
     return None
 
 
+def _torch_load(path: str, what: str):
+    """torch.load(weights_only=True): plain tensors, no code execution."""
+    import torch  # lazy: torch is needed only to read .pth files
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for non-checkpoint files
+        raise ValueError(f"{path}: not a readable PyTorch {what} ({type(e).__name__}: {e})") from e
+
+
 def load_torch_checkpoint(path: str) -> tuple[dict[str, np.ndarray], Optional[ReleasedCheckpoint]]:
     """Reads a `.pth` state dict (weights_only, no code execution) as numpy arrays, strips a
     DataParallel 'module.' prefix, and says which released model it is (None if not one)."""
-    import torch  # only needed to read .pth files
-
     released = identify_checkpoint(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for non-checkpoint files
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
+    obj = _torch_load(path, "checkpoint")
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
@@ -192,25 +204,19 @@ def mismatch_error(title: str, missing=(), unexpected=(), wrong=()) -> Checkpoin
     return CheckpointMismatchError("\n  ".join(lines))
 
 
-def from_torch_state_dict(state_dict: Mapping[str, Any], model) -> dict:
-    """Flax variables {'params', 'batch_stats'} for `model` from a PyTorch state dict (torch
-    tensors or numpy arrays). Raises CheckpointMismatchError naming missing, unexpected and
-    wrongly shaped keys, and what the checkpoint looks like versus what the model is."""
-    state = numpy_state_dict(state_dict)
-    abstract, _ = model_layout(model)
+def _differences(state: Mapping[str, np.ndarray], abstract):
+    """(missing, unexpected, wrongly shaped) keys of `state` against abstract variables."""
     expected = _flat_variables(abstract)
     missing = set(expected) - set(state)
     unexpected = set(state) - set(expected)
     wrong = [f"{k} {tuple(state[k].shape)} (model: {tuple(_to_torch_layout(leaf, np.zeros(v.shape)).shape)})"
              for k, ((_, leaf), v) in expected.items()
              if k in state and _from_torch_layout(leaf, state[k]).shape != tuple(v.shape)]
-    if missing or unexpected or wrong:
-        raise mismatch_error(
-            f"state dict does not fit PIPNet(num_landmarks={model.num_landmarks}, "
-            f"backbone={model.backbone!r}, num_neighbors={model.num_neighbors}, "
-            f"net_stride={model.net_stride}): the checkpoint looks like "
-            f"{describe_state_dict(state)}", missing, unexpected, wrong)
+    return missing, unexpected, wrong
 
+
+def _variables_from_state(abstract, state: Mapping[str, np.ndarray]) -> dict:
+    """Every variable of `abstract` read from the (checked) numpy state dict."""
     def fill(path, _):
         names = tuple(k.key for k in path)
         collection, leaf = names[0], names[-1]
@@ -218,6 +224,44 @@ def from_torch_state_dict(state_dict: Mapping[str, Any], model) -> dict:
         return jnp.asarray(_from_torch_layout(leaf, state[key]))
 
     return jax.tree_util.tree_map_with_path(fill, dict(abstract))
+
+
+def from_torch_state_dict(state_dict: Mapping[str, Any], model) -> dict:
+    """Flax variables {'params', 'batch_stats'} for `model` from a PyTorch state dict (torch
+    tensors or numpy arrays). Raises CheckpointMismatchError naming missing, unexpected and
+    wrongly shaped keys, and what the checkpoint looks like versus what the model is."""
+    state = numpy_state_dict(state_dict)
+    abstract, _ = model_layout(model)
+    missing, unexpected, wrong = _differences(state, abstract)
+    if missing or unexpected or wrong:
+        raise mismatch_error(
+            f"state dict does not fit PIPNet(num_landmarks={model.num_landmarks}, "
+            f"backbone={model.backbone!r}, num_neighbors={model.num_neighbors}, "
+            f"net_stride={model.net_stride}): the checkpoint looks like "
+            f"{describe_state_dict(state)}", missing, unexpected, wrong)
+    return _variables_from_state(abstract, state)
+
+
+# Any size that is whole cells at every FaceBoxesV2 level: the variables do not depend on it.
+_FACEBOXES_LAYOUT_SIZE = 128
+
+
+def faceboxes_from_state_dict(state_dict: Mapping[str, Any]) -> dict:
+    """Flax variables of models.FaceBoxesV2 from its state dict ('module.' prefixes stripped);
+    raises CheckpointMismatchError listing missing / unexpected / wrongly shaped keys."""
+    state = numpy_state_dict(state_dict)
+    abstract, _ = model_layout(FaceBoxesV2(), _FACEBOXES_LAYOUT_SIZE)
+    missing, unexpected, wrong = _differences(state, abstract)
+    if missing or unexpected or wrong:
+        raise mismatch_error("state dict does not fit FaceBoxesV2", missing, unexpected, wrong)
+    return _variables_from_state(abstract, state)
+
+
+def load_faceboxes_pth(path: str) -> dict:
+    """Flax variables {'params', 'batch_stats'} from a FaceBoxesV2 .pth. The release is a
+    legacy (non-zip) torch pickle of plain tensors, which torch.load(weights_only=True) reads
+    without executing code. Checking that the file is the released one is detection's job."""
+    return faceboxes_from_state_dict(_torch_load(path, "state dict"))
 
 
 def to_torch_state_dict(variables, model) -> dict[str, np.ndarray]:
@@ -236,12 +280,11 @@ def to_torch_state_dict(variables, model) -> dict[str, np.ndarray]:
 
 def save_torch_checkpoint(path: str, variables, model) -> None:
     """Writes a .pth loadable by the original code (torch.save of the state dict), atomically."""
-    import torch
+    import torch  # lazy: torch is needed only to write .pth files
 
     state = {k: torch.from_numpy(np.array(v)) for k, v in to_torch_state_dict(variables, model).items()}
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 # Keys of an ImageNet classifier that PIPNet does not have.

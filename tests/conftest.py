@@ -9,6 +9,25 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Let plain `pytest` (not only `python -m pytest` from the root) import pipnet_jax.
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+# Test helpers (tests/support) and shared test modules import as top-level modules, also
+# from tests/integration: `from in_memory import ...`, `from test_annotations import ...`.
+for _path in (REPO_ROOT / "tests" / "support", REPO_ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+INTEGRATION = REPO_ROOT / "tests" / "integration"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/integration is slow; a module that imports torch is `torch`."""
+    for item in items:
+        if INTEGRATION in pathlib.Path(item.fspath).parents:
+            item.add_marker(pytest.mark.slow)
+        module = getattr(item, "module", None)
+        if module is not None and ("torch" in vars(module) or any(
+                getattr(v, "__module__", "").startswith("pipnet_jax.bench.reference_torch")
+                for v in vars(module).values())):
+            item.add_marker(pytest.mark.torch)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from pipnet_jax.bench import BACKENDS, format_table, run_benchmark  # noqa: E402
+from pipnet_jax.bench.inference import BACKENDS, format_table, run_benchmark  # noqa: E402
 
 
 def test_run_benchmark_tiny():
@@ -19,14 +19,14 @@ def test_run_benchmark_tiny():
 
 
 def test_train_benchmark_row():
-    from pipnet_jax.bench_train import format_table, measure
+    from pipnet_jax.bench.train import format_table, measure
     row = measure(batch_size=2, image_size=64, steps=1, dtype="float32", backbone="resnet18")
     assert row["devices"] >= 1 and row["step_ms"] > 0 and row["images_per_s"] > 0
     assert "float32" in format_table([row])
 
 
 def test_pseudo_label_benchmark_row(tmp_path):
-    from pipnet_jax.bench_pseudo_label import format_table, measure, write_corpus
+    from pipnet_jax.bench.pseudo_label import format_table, measure, write_corpus
     write_corpus(str(tmp_path), 8)
     row = measure(str(tmp_path / "crops"), batch_size=8, input_size=64, repeats=1)
     assert row["faces"] == 8 and row["seconds"] > 0

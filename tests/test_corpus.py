@@ -1,5 +1,5 @@
 """Corpora of parts (data.corpus.concatenate), the stc.corpus.sets spelling: raw sets built
-with a crop rule on first use (data.experiment_data.prepare_corpus), and whole images whose
+with a crop rule on first use (stc.corpus_spec.prepare_corpus), and whole images whose
 faces are detected (data.corpus.detected, stc.corpus.detect)."""
 import os
 import pathlib
@@ -15,8 +15,8 @@ import tf_threads  # noqa: F401,E402  (thread limits before the first TF op)
 from pipnet_jax.data import annotations as A
 from pipnet_jax.data import pseudo_labels as P
 from pipnet_jax.data import synthetic
-from pipnet_jax.data.corpus import CorpusError, open_corpus
-from pipnet_jax.data.experiment_data import prepare_corpus
+from pipnet_jax.data.corpus import CorpusError
+from pipnet_jax.stc.corpus_spec import open_corpus, prepare_corpus
 from raw_sets import add_wflw_subset_lists, jpeg_round_trip, raw_set, write_cofw
 
 
@@ -165,9 +165,9 @@ def photos(shared_data, tmp_path_factory):
 
 
 def test_detected_faces_are_demo_crops_of_the_annotated_face(photos, tmp_path):
-    from pipnet_jax.data import corpus as C
+    from pipnet_jax.crops import demo_crop
     from pipnet_jax.detection import FACEBOXES_SHA256
-    from pipnet_jax.inference import demo_crop
+    from pipnet_jax.stc import corpus_spec as C
     from pipnet_jax.stc import pseudo_label
     root, centres, weights = photos
     misses = C.load_detector.cache_info().misses
@@ -217,9 +217,9 @@ def test_detected_faces_are_demo_crops_of_the_annotated_face(photos, tmp_path):
 
 
 def test_detect_config_fields(photos, tmp_path):
-    from configs.common import base_config
+    from configs.common import base_config, stc_config
     root, _, weights = photos
-    c = base_config()
+    c = stc_config(base_config())
     c.stc.corpus.images = root
     spec = c.stc.corpus.to_dict()  # as run_stc
     assert prepare_corpus(spec, '') == {'images': root}  # no detector: its settings dropped

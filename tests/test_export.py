@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 from pipnet_jax import export  # noqa: E402
 from pipnet_jax.meanface import neighbor_indices, read_meanface  # noqa: E402
 from pipnet_jax.models import PIPNet  # noqa: E402
-from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm  # noqa: E402
+from pipnet_jax.bench.reference_torch import PIPNetTorch, randomize_batchnorm  # noqa: E402
 from pipnet_jax.torch_port import from_torch_state_dict  # noqa: E402
-from pipnet_jax.train import make_predict_fn  # noqa: E402
+from pipnet_jax.inference import make_predict_fn  # noqa: E402
 
 MEANFACE = "pipnet_repo_assets/data/WFLW/meanface.txt"
 TOL = 1e-4
@@ -125,7 +125,10 @@ def test_tflite_full_size(tmp_path, reference, wflw_crops):
         assert_same(predict(faces[:batch]), jax_outputs(reference, faces[:batch]), f"tflite batch {batch}")
     with pytest.raises(ValueError, match=SHAPE_ERROR.format("B", size=256)):
         predict(crops(wflw_crops, 128, 1))
-    assert export.time_tflite(path, batch_size=1, repeats=2, threads=2, warmup=1) > 0
+    # A fresh interpreter (default threads, XNNPACK) runs a batch: finite outputs, right shapes.
+    landmarks, confidence = export.load_tflite(path)(faces[:2])
+    assert landmarks.shape == (2, 98, 2) and confidence.shape == (2, 98)
+    assert np.isfinite(landmarks).all() and np.isfinite(confidence).all()
 
 
 def test_cli_workdir_and_torch_checkpoint(tmp_path, reference, wflw_crops, shared_data):

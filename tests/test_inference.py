@@ -12,7 +12,7 @@ from pipnet_jax.images import normalize_images
 from pipnet_jax.inference import Predictor
 from pipnet_jax.meanface import neighbor_indices, read_meanface
 from pipnet_jax.models import PIPNet
-from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm
+from pipnet_jax.bench.reference_torch import PIPNetTorch, randomize_batchnorm
 from pipnet_jax.torch_port import from_torch_state_dict
 
 

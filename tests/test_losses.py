@@ -6,7 +6,7 @@ import torch
 
 from pipnet_jax.losses import pip_loss, task_ids
 from pipnet_jax.models import PIPOutput
-from pipnet_jax.reference_torch import reference_loss
+from pipnet_jax.bench.reference_torch import reference_loss
 from pipnet_jax.targets import batch_targets
 
 B, N, C, H = 3, 7, 3, 8

@@ -9,7 +9,7 @@ from pipnet_jax.decode import decode_landmarks
 from pipnet_jax.images import normalize_images
 from pipnet_jax.meanface import neighbor_indices, read_meanface
 from pipnet_jax.models import PIPNet
-from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm, reference_decoder
+from pipnet_jax.bench.reference_torch import PIPNetTorch, randomize_batchnorm, reference_decoder
 from pipnet_jax.torch_port import from_torch_state_dict, to_torch_state_dict
 
 OUTPUTS = ("score", "offset_x", "offset_y", "neighbor_x", "neighbor_y")

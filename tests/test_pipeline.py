@@ -14,7 +14,7 @@ import tf_threads  # noqa: F401,E402  (thread limits before the first TF op)
 from pipnet_jax.data import augment as A
 from pipnet_jax.data import builders, synthetic
 from pipnet_jax.data.pipeline import Source, eval_batches, steps_per_epoch, train_batches
-from pipnet_jax.losses import TASKS
+from pipnet_jax.files import TASKS
 
 NUM_TRAIN, NUM_TEST = 24, 8
 NO_AUGMENT = {f'{op}_prob': 0.0 for op in A.OPS}

@@ -18,7 +18,7 @@ from pipnet_jax.data import augment, builders, synthetic
 from pipnet_jax.data import pseudo_labels as P
 from pipnet_jax.data.corpus import CorpusError, open_corpus
 from pipnet_jax.data.pipeline import Source, train_batches
-from pipnet_jax.losses import TASKS
+from pipnet_jax.files import TASKS
 
 N = 98
 

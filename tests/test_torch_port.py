@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipnet_jax.models import PIPNet
-from pipnet_jax.reference_torch import PIPNetTorch
+from pipnet_jax.bench.reference_torch import PIPNetTorch
 from pipnet_jax.torch_port import (CheckpointMismatchError, from_torch_state_dict,
                                    identify_checkpoint, load_torch_checkpoint,
                                    released_checkpoints, save_torch_checkpoint,

@@ -15,7 +15,7 @@ import torch
 from pipnet_jax.images import normalize_images
 from pipnet_jax.meanface import neighbor_indices, read_meanface
 from pipnet_jax.models import PIPNet
-from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm, reference_loss
+from pipnet_jax.bench.reference_torch import PIPNetTorch, randomize_batchnorm, reference_loss
 from pipnet_jax.torch_port import from_torch_state_dict, to_torch_state_dict
 from pipnet_jax.train import create_train_state, make_train_step
 from spec_reference import numpy_targets
@@ -76,7 +76,7 @@ def jax_step(initial, images, landmarks, neighbors, dtype):
         lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
     tx = optax.adam(1e-4)
     step = jax.jit(make_train_step(model, tx, neighbors))
-    state, metrics = step(create_train_state(variables, tx), images, jnp.asarray(landmarks, dtype))
+    state, metrics = step(create_train_state(variables, tx), {"image": images, "landmarks": jnp.asarray(landmarks, dtype)})
     return model, state, metrics
 
 
@@ -117,7 +117,7 @@ def test_bfloat16_compute_keeps_float32_parameters(batch):
     variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 128, 128, 3)))
     tx = optax.adam(1e-4)
     step = jax.jit(make_train_step(model, tx, neighbors, input_size=128))
-    state, metrics = step(create_train_state(variables, tx), images[:2], landmarks[:2])
+    state, metrics = step(create_train_state(variables, tx), {"image": images[:2], "landmarks": landmarks[:2]})
     assert np.isfinite(float(metrics["loss"]))
     assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(state.params))
     out = model.apply({"params": state.params, "batch_stats": state.batch_stats},

@@ -1,7 +1,8 @@
 """TFDS builders: raw landmark data sets -> 256x256 JPEG crops + normalised landmarks (spec 11).
 
-Builders: one class, `PipnetBuilder`, subclassed per data set only for its name and reader;
-the options of a build (paths, on_error, crop rule, custom landmark set) travel in its
+Builders: one class, `PipnetBuilder`, subclassed per data set only for its name; what each
+data set is (reader, crop rule, splits, options) comes from its entry in datasets.py. The
+options of a build (paths, on_error, crop rule, custom landmark set) travel in its
 `PipnetConfig`:
 
   pipnet_wflw       train, test, test_{pose,expression,illumination,makeup,occlusion,blur}
@@ -45,20 +46,20 @@ import re
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import cv2
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from pipnet_jax.data import annotations as A
 from pipnet_jax.data import synthetic
+from pipnet_jax.data.datasets import (ATTRIBUTE_NAMES, BUILDER_NAMES, DATASETS, dataset_key,
+                                      landmark_facts, read_records, resolve_options)
+from pipnet_jax.files import IMAGE_SIZE, JPEG_QUALITY, encode_jpeg, jpeg_ends_cleanly
+from pipnet_jax.landmarks import get_landmark_set
 
 log = logging.getLogger(__name__)
 
 DATASET_VERSION = '1.0.0'
-IMAGE_SIZE = 256
-JPEG_QUALITY = 95  # cv2.imwrite's default, what the original's crop files have
-ATTRIBUTE_NAMES = A.WFLW_ATTRIBUTES
 DEFAULT_CONFIG = 'default'
 MAX_SKIP_MESSAGES = 20  # kept in the metadata per split; the count is always exact
 
@@ -84,117 +85,11 @@ class _NoCustomConfigNotice(logging.Filter):
 logging.getLogger('absl').addFilter(_NoCustomConfigNotice())
 
 
-# --- what each data set is -------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class _Dataset:
-    landmark_set: str       # pipnet_jax.landmarks name; None for custom (from options)
-    crop: str               # default crop rule (annotations.CROP_RULES)
-    splits: tuple           # None for custom (from options)
-    options: dict           # accepted options -> defaults (paths relative to manual_dir)
-    instructions: str
-    raw_landmarks: str = None  # landmark set of the raw labels when they are converted
-    convert: object = None     # normalised raw labels (K, 2) -> stored labels (N, 2)
-
-
-def _wflw98_to_68(normalised):
-    # On the normalised labels, as the original's convert_wflw: the eye weights sum to 0.999,
-    # so converting pixel coordinates and normalising afterwards would give other labels.
-    from pipnet_jax.landmarks import wflw98_to_68  # imports JAX: only when building
-    return wflw98_to_68(normalised)
-
-
-_COMMON = {'on_error': 'raise', 'crop': None}
-_WFLW_FILES = {'images_dir': 'WFLW_images',
-               'annotation_dir': 'WFLW_annotations/list_98pt_rect_attr_train_test'}
-DATASETS = {
-    'wflw': _Dataset(
-        'wflw', 'wflw',
-        ('train', 'test') + tuple(f'test_{a}' for a in ATTRIBUTE_NAMES),
-        {**_WFLW_FILES, 'subset_dir': 'WFLW_annotations/list_98pt_test'},
-        'manual_dir holds WFLW_images/ and WFLW_annotations/ (list_98pt_rect_attr_train_test/, '
-        'list_98pt_test/) as unpacked from the official WFLW archives.'),
-    'wflw68': _Dataset(
-        '300w', 'wflw_gssl', ('test',), dict(_WFLW_FILES),
-        'manual_dir holds WFLW_images/ and WFLW_annotations/list_98pt_rect_attr_train_test/ as '
-        'unpacked from the official WFLW archives (only the test list is read).',
-        raw_landmarks='wflw', convert=_wflw98_to_68),
-    'synthetic': _Dataset(
-        'wflw', 'wflw', ('train', 'test'), dict(_WFLW_FILES),
-        'manual_dir is a folder written by pipnet_jax.data.synthetic.write_wflw_dataset '
-        '(see prepare_synthetic).'),
-    '300w': _Dataset(
-        '300w', '300w', tuple(A.SPLITS_300W), {},
-        'manual_dir is the 300W root with afw/, helen/{trainset,testset}/, '
-        'lfpw/{trainset,testset}/ and ibug/ (images with their .pts files).'),
-    'cofw': _Dataset(
-        'cofw', 'cofw', ('train', 'test'),
-        {'train_file': 'COFW_train_color.mat', 'test_file': 'COFW_test_color.mat'},
-        'manual_dir holds COFW_train_color.mat and COFW_test_color.mat.'),
-    'cofw68': _Dataset(
-        '300w', 'cofw_gssl', ('test',),
-        {'test_file': 'COFW_test_color.mat', 'bbox_file': 'cofw68_test_bboxes.mat',
-         'points_dir': 'cofw68_test_annotations'},
-        'manual_dir holds COFW_test_color.mat (the COFW release), cofw68_test_bboxes.mat and '
-        'cofw68_test_annotations/{1..507}_points.mat (github.com/golnazghiasi/cofw68-benchmark, '
-        'COFW68_Data/cofw68_test_bboxes.mat and COFW68_Data/test_annotations/).'),
-    'aflw': _Dataset(
-        'aflw', 'aflw', ('train', 'test'),
-        {'mat_file': 'AFLWinfo_release.mat', 'images_dir': 'flickr', 'num_train': 20000},
-        'manual_dir holds AFLWinfo_release.mat and flickr/ (the AFLW images).'),
-    'lapa': _Dataset(
-        'lapa', 'lapa', ('train', 'val', 'test'), {},
-        'manual_dir is the LaPa root with {train,val,test}/{images,landmarks}/.'),
-    'custom': _Dataset(
-        None, 'custom', None,
-        {'splits': {'train': 'train.txt', 'test': 'test.txt'}, 'annotation_format': None,
-         'images_dir': '.', 'num_points': None, 'landmark_set': None, 'crop_scale': None},
-        'manual_dir holds the images and, per split, an annotation file (txt or COCO json) '
-        'or a folder of images with .pts files; see annotations.read_custom.'),
-}
-BUILDER_NAMES = tuple(f'pipnet_{d}' for d in DATASETS)
-
-
 @dataclasses.dataclass(eq=False)
 class PipnetConfig(tfds.core.BuilderConfig):
     """A builder configuration: `options` are the data set's options (see DATASETS) that
     differ from the defaults; the config name separates builds with different options."""
     options: dict = dataclasses.field(default_factory=dict)
-
-
-def _dataset_key(name):
-    key = str(name).removeprefix('pipnet_')
-    if key not in DATASETS:
-        raise ValueError(f'unknown data set {name!r}; known: {BUILDER_NAMES}')
-    return key
-
-
-def _resolve_options(key, options):
-    """Defaults + given options; a misspelt option raises instead of being ignored."""
-    allowed = {**_COMMON, **DATASETS[key].options}
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f'pipnet_{key}: unknown options {unknown}; known: {sorted(allowed)}')
-    opts = {**allowed, **options}
-    if opts['on_error'] not in ('raise', 'skip'):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {opts['on_error']!r}")
-    return opts
-
-
-def _landmark_facts(key, opts):
-    """(landmark set name or None, number of points) for a data set and its options."""
-    from pipnet_jax.landmarks import get_landmark_set  # imports JAX: only when building
-    name = DATASETS[key].landmark_set or opts['landmark_set']
-    if name is not None:
-        n = get_landmark_set(name).num_points
-        if opts.get('num_points') not in (None, n):
-            raise ValueError(f"pipnet_{key}: num_points={opts['num_points']} but landmark set "
-                             f"{name!r} has {n} points")
-        return get_landmark_set(name).name, n
-    if not opts['num_points']:
-        raise ValueError(f'pipnet_{key}: give num_points or landmark_set (the point count is '
-                         f'part of the stored features)')
-    return None, int(opts['num_points'])
 
 
 def _jsonable(value):
@@ -209,11 +104,12 @@ def _jsonable(value):
 
 # --- reading images ----------------------------------------------------------------------------
 
-def _jpeg_complete(data):
-    """A JPEG cut short lacks its end-of-image marker; cv2 decodes such a file anyway (grey
-    bottom rows, one warning on stderr), so this is checked here. Files with bytes after
-    the marker are legal: TF's strict decoder judges whatever does not end with it."""
-    if data.rstrip(b'\0\r\n\t ').endswith(b'\xff\xd9'):
+def jpeg_is_complete(data):
+    """Whether JPEG bytes hold the whole image. A JPEG cut short lacks its end-of-image
+    marker; cv2 decodes such a file anyway (grey bottom rows, one warning on stderr), so
+    readers check. Files with bytes after the marker are legal: TF's strict decoder judges
+    whatever does not end with it (the `strict_check` of files.read_image)."""
+    if jpeg_ends_cleanly(data):
         return True
     try:
         tf.io.decode_jpeg(data, channels=3, try_recover_truncated=False)
@@ -223,20 +119,10 @@ def _jpeg_complete(data):
 
 
 def read_image(record):
-    """The record's image RGB uint8 as annotations.load_image (cv2), after checking that a
-    JPEG file is complete -> AnnotationError naming the annotation line and the file."""
-    if record.image is not None:
-        return record.image
-    path = record.image_path
-    try:
-        with open(path, 'rb') as f:
-            head = f.read(2)
-            if head == b'\xff\xd8' and not _jpeg_complete(head + f.read()):
-                raise A.AnnotationError(f'{record.source}: truncated or corrupt JPEG {path}')
-    except OSError as e:
-        raise A.AnnotationError(f'{record.source}: cannot read image {path}: '
-                                f'{e.strerror or e}') from None
-    return A.load_image(record)
+    """The record's image RGB uint8 as annotations.load_image (cv2), a JPEG file checked to
+    be complete with TF's strict decoder -> AnnotationError naming the annotation line and
+    the file."""
+    return A.load_image(record, strict_check=jpeg_is_complete)
 
 
 def decode_image(encoded):
@@ -263,11 +149,11 @@ class PipnetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     @property
     def _options(self):
-        return _resolve_options(self.DATASET, self.builder_config.options)
+        return resolve_options(self.DATASET, self.builder_config.options)
 
     def _info(self):
         opts = self._options
-        landmark_set, n = _landmark_facts(self.DATASET, opts)
+        landmark_set, n = landmark_facts(self.DATASET, opts)
         crop = opts['crop'] or DATASETS[self.DATASET].crop
         raw = DATASETS[self.DATASET].raw_landmarks
         converted = (f' The raw {raw} labels are converted after normalisation (as the '
@@ -301,7 +187,7 @@ class PipnetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _split_generators(self, dl_manager):
         manual_dir = pathlib.Path(dl_manager.manual_dir)
         opts = self._options
-        records = _read_records(self.DATASET, manual_dir, opts)
+        records = read_records(self.DATASET, manual_dir, opts)
         if self.DATASET == 'synthetic' and (manual_dir / synthetic.INFO_FILE).is_file():
             # Lets prepare_synthetic tell a stale build from a current one.
             self.info.metadata['raw_info'] = (manual_dir / synthetic.INFO_FILE).read_text()
@@ -312,7 +198,6 @@ class PipnetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return {split: self._generate_examples(split, recs) for split, recs in records.items()}
 
     def _generate_examples(self, split, records):
-        from pipnet_jax.landmarks import get_landmark_set  # imports JAX: only when building
         opts = self._options
         meta = self.info.metadata
         convert = DATASETS[self.DATASET].convert
@@ -342,14 +227,11 @@ class PipnetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     raise
                 skipped.append(str(e))
                 continue
-            ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
-                                    [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            if not ok:
-                raise RuntimeError(f'{record.source}: JPEG encoding of the crop failed')
+            jpeg = encode_jpeg(crop, f'{record.source}: the crop')
             attributes = [record.attributes.get(a, -1) for a in ATTRIBUTE_NAMES]
             image_id = f'{record.name}#{record.index}'
             yield image_id, {
-                'image': jpeg.tobytes(),
+                'image': jpeg,
                 'landmarks': landmarks.astype(np.float32),
                 'attributes': np.asarray(attributes, np.int8),
                 'image_id': image_id,
@@ -372,64 +254,12 @@ def _builder_class(key):
 BUILDERS = {f'pipnet_{key}': _builder_class(key) for key in DATASETS}
 
 
-# --- per data set: {split: Records} ------------------------------------------------------------
-
-def _path(manual_dir, value):
-    return manual_dir / value  # an absolute value replaces manual_dir
-
-
-def _read_records(key, manual_dir, opts):
-    on_error = opts['on_error']
-    if key in ('wflw', 'synthetic', 'wflw68'):
-        images_dir = _path(manual_dir, opts['images_dir'])
-        ann_dir = _path(manual_dir, opts['annotation_dir'])
-        out = {s: A.read_wflw(ann_dir / f'list_98pt_rect_attr_{s}.txt', images_dir,
-                              on_error=on_error)
-               for s in ('train', 'test') if s in DATASETS[key].splits}
-        if key == 'wflw':
-            # Subsets by matching each test face to the official lists (spec 11.2).
-            subsets = A.read_wflw_subset_lists(_path(manual_dir, opts['subset_dir']),
-                                               on_error=on_error)
-            for attr, keys in subsets.items():
-                out[f'test_{attr}'] = A.Records(
-                    [r for r in out['test'] if A.wflw_face_key(r.name, r.landmarks) in keys])
-        return out
-    if key == '300w':
-        return {s: A.read_300w(manual_dir, s, on_error=on_error) for s in A.SPLITS_300W}
-    if key == 'cofw':
-        return {s: A.read_cofw(_path(manual_dir, opts[f'{s}_file']), on_error=on_error)
-                for s in ('train', 'test')}
-    if key == 'cofw68':
-        return {'test': A.read_cofw68(_path(manual_dir, opts['test_file']),
-                                      _path(manual_dir, opts['bbox_file']),
-                                      _path(manual_dir, opts['points_dir']), on_error=on_error)}
-    if key == 'aflw':
-        return {s: A.read_aflw(_path(manual_dir, opts['mat_file']),
-                               _path(manual_dir, opts['images_dir']), s,
-                               num_train=opts['num_train'], on_error=on_error)
-                for s in ('train', 'test')}
-    if key == 'lapa':
-        return {s: A.read_lapa(manual_dir, s, on_error=on_error) for s in ('train', 'val', 'test')}
-    # custom: the landmark count is enforced per line by the parser (file:line errors).
-    _, n = _landmark_facts(key, opts)
-    images_dir = _path(manual_dir, opts['images_dir'])
-    out = {}
-    for split, where in opts['splits'].items():
-        where = _path(manual_dir, where)
-        if opts['annotation_format'] == 'pts' or where.is_dir():
-            out[split] = A.read_custom(where, None, n, 'pts', on_error=on_error)
-        else:
-            out[split] = A.read_custom(images_dir, where, n, opts['annotation_format'],
-                                       on_error=on_error)
-    return out
-
-
 # --- public API --------------------------------------------------------------------------------
 
 def _split_name(name):
     """'pipnet_x[/config]' -> (builder name, config name)."""
     builder_name, _, config = str(name).partition('/')
-    return f'pipnet_{_dataset_key(builder_name)}', config or DEFAULT_CONFIG
+    return f'pipnet_{dataset_key(builder_name)}', config or DEFAULT_CONFIG
 
 
 def build(name, data_dir, manual_dir, *, overwrite=False, **options):
@@ -441,9 +271,9 @@ def build(name, data_dir, manual_dir, *, overwrite=False, **options):
     different options apart: load them as 'pipnet_custom/<config_name>'.
     Returns the builder; builder.info.metadata['skipped'] counts skipped faces per split.
     """
-    key = _dataset_key(name)
+    key = dataset_key(name)
     config_name = options.pop('config_name', DEFAULT_CONFIG)
-    _landmark_facts(key, _resolve_options(key, options))  # fail before TFDS starts
+    landmark_facts(key, resolve_options(key, options))  # fail before TFDS starts
     config = PipnetConfig(name=config_name, version=DATASET_VERSION, options=_jsonable(options))
     builder = BUILDERS[f'pipnet_{key}'](data_dir=os.fspath(data_dir), config=config)
     mode = (tfds.download.GenerateMode.FORCE_REDOWNLOAD if overwrite

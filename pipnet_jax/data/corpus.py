@@ -27,7 +27,6 @@ manifest).
 """
 import bisect
 import collections
-import functools
 import itertools
 import math
 import os
@@ -36,10 +35,12 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
+import tensorflow_datasets as tfds
 
+from pipnet_jax.crops import demo_crop
 from pipnet_jax.data import annotations as A
-
-IMAGE_SIZE = 256  # = builders.IMAGE_SIZE (not imported: folder and box corpora need no TF)
+from pipnet_jax.data import builders
+from pipnet_jax.files import IMAGE_EXTENSIONS, IMAGE_SIZE, ImageReadError, read_image
 _TFDS_BLOCK = 256  # TFDS items read per pass: sequential reads, bounded memory
 
 
@@ -103,25 +104,10 @@ def _positive(shard_size):
 
 def _read(record):
     """RGB uint8 of a record's image file (a truncated JPEG counts as unreadable)."""
-    path = record.image_path
     try:
-        with open(path, 'rb') as f:
-            data = f.read()
-    except OSError as e:
-        raise CorpusError(f'{record.source}: cannot read image {path}: {e.strerror or e}') \
-            from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or (data[:2] == b'\xff\xd8' and not _jpeg_complete(data)):
-        raise CorpusError(f'{record.source}: cannot decode image {path} (not an image, or '
-                          f'truncated)')
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _jpeg_complete(data):
-    if data.rstrip(b'\0\r\n\t ').endswith(b'\xff\xd9'):
-        return True
-    from pipnet_jax.data import builders  # the strict check needs TF: only for odd files
-    return builders._jpeg_complete(data)
+        return read_image(record.image_path, record.source, strict_check=builders.jpeg_is_complete)
+    except ImageReadError as e:
+        raise CorpusError(str(e)) from None
 
 
 def _image_ids(root):
@@ -130,9 +116,9 @@ def _image_ids(root):
     if not root.is_dir():
         raise FileNotFoundError(f'corpus image folder {root} does not exist')
     ids = sorted(p.relative_to(root).as_posix() for p in root.rglob('*')
-                 if p.suffix.lower() in A.IMAGE_EXTENSIONS and p.is_file())
+                 if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not ids:
-        raise ValueError(f'no images ({", ".join(A.IMAGE_EXTENSIONS)}) under {root}')
+        raise ValueError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) under {root}')
     return ids
 
 
@@ -150,33 +136,7 @@ def image_folder(root):
 
 # ----------------------------------------------------------------------------- detected faces
 
-DETECTORS = ('faceboxes', 'haar')
 DEMO_BOX_SCALE = 1.2  # spec 13: the demo grows the detector box by 1.2 (top moved down)
-# HaarDetector's defaults, passed explicitly so that the description states them.
-HAAR_SETTINGS = {'scale_factor': 1.1, 'min_neighbors': 3}
-
-
-def detector_settings(kind, faceboxes_weights='', score_threshold=0.6):
-    """make_detector keywords of detector `kind`, as --mode=predict makes its detector: the
-    FaceBoxesV2 weights file ('': $PIPNET_FACEBOXES_WEIGHTS or the cache, see
-    detection.default_weights_path) and score threshold; Haar has neither (its score is 1).
-    The weights file is checked here (sha256), before any item is loaded."""
-    if kind == 'haar':
-        return dict(HAAR_SETTINGS)
-    if kind != 'faceboxes':
-        raise ValueError(f'unknown detector {kind!r}: use one of {DETECTORS}')
-    from pipnet_jax import detection
-    path = faceboxes_weights or detection.default_weights_path()
-    detection.verify_weights_file(path)
-    return {'weights_path': os.path.abspath(path), 'score_threshold': float(score_threshold)}
-
-
-@functools.lru_cache(maxsize=None)
-def load_detector(kind, **settings):
-    """The detector of `kind` with `settings`, made once per process (FaceBoxesV2 loads its
-    weights and compiles; every corpus with the same detector shares it)."""
-    from pipnet_jax.detection import make_detector
-    return make_detector(kind, **settings)
 
 
 def best_face(detections):
@@ -188,10 +148,9 @@ def best_face(detections):
 
 
 def demo_face_crop(image, box, box_scale=DEMO_BOX_SCALE):
-    """The original demo's crop of a detector box (inference.demo_crop: grown by box_scale,
+    """The original demo's crop of a detector box (crops.demo_crop: grown by box_scale,
     top moved down; image[ymin:ymax, xmin:xmax]) resized to 256x256 with INTER_LINEAR, as
     crop_face resizes. Returns (crop, (xmin, ymin, xmax, ymax)), xmax / ymax exclusive."""
-    from pipnet_jax.inference import demo_crop
     xmin, ymin, xmax, ymax, _, _ = demo_crop(box, (image.shape[1], image.shape[0]), box_scale)
     if xmax - xmin < 2 or ymax - ymin < 2:
         raise ValueError(f'face box {np.round(box[:4], 1).tolist()} gives an empty crop in a '
@@ -201,23 +160,21 @@ def demo_face_crop(image, box, box_scale=DEMO_BOX_SCALE):
     return crop, (xmin, ymin, xmax, ymax)
 
 
-def detected(root, detector='faceboxes', faceboxes_weights='', score_threshold=0.6):
+def detected(root, detect, detector):
     """Every image under root (as image_folder) is a whole picture: its item is the most
-    confident face the detector finds (see detector_settings), with the demo's crop
-    (demo_face_crop). An image without a face (none above the score threshold) raises
-    CorpusError '<id>: no face found ...', so the pseudo-labeller skips it with that reason.
-    The detector is loaded at the first item, once per process (load_detector); the
-    description names it and its settings (the weights by their sha256), so pseudo-labels
-    of another detector are refused."""
+    confident face `detect(image RGB) -> (K, 5)` finds, with the demo's crop
+    (demo_face_crop). An image without a face raises CorpusError '<id>: no face found
+    (<detector>)', so the pseudo-labeller skips it with that reason. `detector` (a JSON-able
+    dict: kind and settings) goes into the description, so pseudo-labels made with another
+    detector are refused. The caller (stc.corpus_spec) makes `detect`, e.g. lazily."""
     ids = _image_ids(root)
-    settings = detector_settings(detector, faceboxes_weights, score_threshold)
-    shown = ', '.join(f'{k}={v}' for k, v in settings.items() if k != 'weights_path')
+    shown = ', '.join(f'{k}={v}' for k, v in detector.items() if k not in ('kind', 'weights_sha256'))
 
     def load(i):
         image = _read_file(root, ids[i])
-        detections = load_detector(detector, **settings).detect(image)
+        detections = detect(image)
         if not len(detections):
-            raise CorpusError(f'{ids[i]}: no face found ({detector} detector, {shown})')
+            raise CorpusError(f'{ids[i]}: no face found ({detector["kind"]} detector, {shown})')
         try:
             crop, _ = demo_face_crop(image, best_face(detections))
         except ValueError as e:  # a degenerate box at the image edge: skip, as no face
@@ -225,18 +182,8 @@ def detected(root, detector='faceboxes', faceboxes_weights='', score_threshold=0
         return crop
 
     return Corpus(ids, load, {'kind': 'detected', 'images': os.path.abspath(root),
-                              'detector': _named(detector, settings),
-                              'crop': 'demo', 'box_scale': DEMO_BOX_SCALE})
-
-
-def _named(kind, settings):
-    """The detector's description: kind and settings, the weights by their (checked) sha256
-    rather than their path, which may change without changing a crop."""
-    named = {'kind': kind, **settings}
-    if named.pop('weights_path', None):
-        from pipnet_jax.detection import FACEBOXES_SHA256
-        named['weights_sha256'] = FACEBOXES_SHA256
-    return named
+                              'detector': dict(detector), 'crop': 'demo',
+                              'box_scale': DEMO_BOX_SCALE})
 
 
 def box_list(boxes, images):
@@ -262,8 +209,6 @@ def box_list(boxes, images):
 
 def tfds_set(name, split='train', data_dir=None):
     """A built TFDS set's images in stored order; ids = image_id (else '<split>:<index>')."""
-    import tensorflow_datasets as tfds
-    from pipnet_jax.data import builders
     b = (builders.builder(name, data_dir) if str(name).startswith('pipnet_')
          else tfds.builder(name, data_dir=data_dir, try_gcs=False))
 
@@ -324,9 +269,9 @@ def concatenate(parts):
 
 def open_corpus(spec=None, **kwargs):
     """A Corpus from a spec: a folder path, or a mapping (dict, ConfigDict) / keywords with
-    'images' (folder), 'images' + 'detect' [+ 'faceboxes_weights', 'score_threshold']
-    (detected faces), 'boxes' + 'images' (box list), 'tfds' [+ 'split', 'data_dir'], or
-    'parts' ({name: spec}: their corpora concatenated in order)."""
+    'images' (folder), 'boxes' + 'images' (box list), 'tfds' [+ 'split', 'data_dir'], or
+    'parts' ({name: spec}: their corpora concatenated in order). Detected faces need a
+    detector: stc.corpus_spec.open_corpus adds that kind."""
     if isinstance(spec, (str, os.PathLike)):
         spec = {'images': spec}
     spec = {**dict(spec or {}), **kwargs}
@@ -338,13 +283,10 @@ def open_corpus(spec=None, **kwargs):
         return box_list(spec['boxes'], spec['images'])
     if keys == {'images'}:
         return image_folder(spec['images'])
-    if 'detect' in keys and keys - {'faceboxes_weights', 'score_threshold'} == {'images', 'detect'}:
-        options = {k: spec[k] for k in ('faceboxes_weights', 'score_threshold') if k in spec}
-        return detected(spec['images'], spec['detect'], **options)
     if keys == {'parts'}:
         return concatenate({name: open_corpus(part) for name, part in dict(spec['parts']).items()})
     raise ValueError(f"corpus spec {spec} not understood: give {{'images': DIR}}, "
                      f"{{'images': DIR, 'detect': 'faceboxes' or 'haar', 'faceboxes_weights': "
-                     f"FILE, 'score_threshold': 0.6}}, {{'boxes': FILE, 'images': DIR}}, "
+                     f"FILE, 'score_threshold': 0.6}} (STC), {{'boxes': FILE, 'images': DIR}}, "
                      f"{{'tfds': NAME, 'split': SPLIT, 'data_dir': DIR}} or "
                      f"{{'parts': {{NAME: SPEC, ...}}}}")

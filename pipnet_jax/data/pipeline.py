@@ -2,7 +2,7 @@
 
 Training (`train_batches`) yields, forever, dicts of numpy arrays for one host:
   image uint8 (B, H, W, 3), landmarks float32 (B, N, 2) in [0, 1] crop coordinates,
-  task int32 (B,) ids into losses.TASKS, source int32 (B,) index into `sources`.
+  task int32 (B,) ids into files.TASKS, source int32 (B,) index into `sources`.
 Images stay uint8: normalisation and target maps are computed on the device.
 
 Determinism: epoch e of host h is shuffled with a seed derived from (seed, e, h) and element i
@@ -34,7 +34,8 @@ import tensorflow_datasets as tfds
 
 from pipnet_jax.data import builders
 from pipnet_jax.data.augment import augment
-from pipnet_jax.losses import TASKS
+from pipnet_jax.files import TASKS
+from pipnet_jax.landmarks import get_landmark_set
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Source:
     """One training source: a built data set ('pipnet_wflw', 'pipnet_custom/<config>', ...)
     and split in data_dir, or a tf.data.Dataset of {'image': uint8 (H, W, 3) or JPEG/PNG
     bytes, 'landmarks': float32 (N, 2)} (e.g. pseudo-label shards; finite, same N for all).
-    weight: sampling weight (all sources or none); task: curriculum task (losses.TASKS)."""
+    weight: sampling weight (all sources or none); task: curriculum task (files.TASKS)."""
     name_or_dataset: Any
     split: str = 'train'
     data_dir: Any = None
@@ -58,7 +59,7 @@ class Source:
 
 def _host(process_index, process_count):
     if process_index is None or process_count is None:
-        import jax
+        import jax  # lazy: only to default the host; the pipeline itself runs without JAX
         process_index = jax.process_index() if process_index is None else process_index
         process_count = jax.process_count() if process_count is None else process_count
     if not 0 <= process_index < process_count:
@@ -159,7 +160,7 @@ def steps_per_epoch(sources, batch_size, process_count=None):
     """Training steps per epoch: the sources' per-host examples together // batch_size
     (the incomplete last batch of an epoch is dropped, as the original's drop_last)."""
     if process_count is None:
-        import jax
+        import jax  # lazy: only to default the host count; the pipeline runs without JAX
         process_count = jax.process_count()
     sources = _check_sources(sources)
     return sum(_num_examples(s, process_count) for s in sources) // int(batch_size)
@@ -194,7 +195,6 @@ def train_batches(sources, batch_size, *, seed, start_step=0, augment_config=Non
     if flip_permutation is None:
         names = [name for _, _, _, name in opened if name]
         if names:
-            from pipnet_jax.landmarks import get_landmark_set
             flip_permutation = get_landmark_set(names[0]).flip_permutation
 
     def records(k, ds):

@@ -15,7 +15,7 @@ One process writes a directory's manifest (in multi-host runs: host 0, or one di
 host).
 
 Record features: id (bytes), image (JPEG, quality 95), landmarks (float, N * 2, (x, y) in the
-crop's [0, 1] frame), confidence (float, N), task (bytes, a losses.TASKS name).
+crop's [0, 1] frame), confidence (float, N), task (bytes, a files.TASKS name).
 
     m = Manifest.open(out_dir, teacher_id, corpus.description, shard_size, len(corpus))
     for k in m.pending():
@@ -24,19 +24,18 @@ crop's [0, 1] frame), confidence (float, N), task (bytes, a losses.TASKS name).
     source = as_source(out_dir)  # a pipeline.Source with the round's task
 """
 import json
-import os
 import pathlib
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
-from pipnet_jax.losses import TASKS
+from pipnet_jax.data import builders
+from pipnet_jax.data.pipeline import Source
+from pipnet_jax.files import TASKS, atomic_path, encode_jpeg, write_json_atomic
 
 MANIFEST = 'manifest.json'
 FORMAT = 1
-JPEG_QUALITY = 95
-_TMP = '.tmp-'  # prefix of files being written
+_TMP_FILES = '.*.tmp'  # files being written (files.atomic_path), left over if a run was killed
 
 
 class ManifestMismatch(ValueError):
@@ -45,12 +44,6 @@ class ManifestMismatch(ValueError):
 
 def _shard_name(index, num_shards):
     return f'pseudo-{index:05d}-of-{num_shards:05d}.tfrecord'
-
-
-def _write_json(path, data):
-    tmp = path.with_name(f'{_TMP}{path.name}.{os.getpid()}')
-    tmp.write_text(json.dumps(data, indent=1) + '\n')
-    os.replace(tmp, path)
 
 
 def _feature(kind, values):
@@ -76,12 +69,9 @@ def _serialize(ex, where):
         raise ValueError(f'{where} ({ident}): unknown task {task!r}; expected one of {TASKS}')
     if not ident:
         raise ValueError(f'{where}: empty id')
-    ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise RuntimeError(f'{where} ({ident}): JPEG encoding failed')
+    jpeg = encode_jpeg(image, f'{where} ({ident})')
     features = {'id': _feature('bytes', [ident.encode()]),
-                'image': _feature('bytes', [jpeg.tobytes()]),
+                'image': _feature('bytes', [jpeg]),
                 'landmarks': _feature('float', landmarks.reshape(-1)),
                 'confidence': _feature('float', confidence),
                 'task': _feature('bytes', [task.encode()])}
@@ -95,23 +85,17 @@ def write_shard(path, examples):
     name, renamed when all are written; on any error nothing appears at `path`.
     Returns {'count', 'num_points' (None if empty), 'tasks' (sorted), 'ids'}."""
     path = pathlib.Path(path)
-    tmp = path.with_name(f'{_TMP}{path.name}.{os.getpid()}')
     ids, points, tasks = [], set(), set()
-    try:
-        with tf.io.TFRecordWriter(str(tmp)) as writer:
-            for ex in examples:
-                record, n, task = _serialize(ex, path.name)
-                points.add(n)
-                if len(points) > 1:
-                    raise ValueError(f'{path.name}: examples disagree on the landmark count '
-                                     f'{sorted(points)}')
-                writer.write(record)
-                ids.append(str(ex['id']))
-                tasks.add(task)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+        for ex in examples:
+            record, n, task = _serialize(ex, path.name)
+            points.add(n)
+            if len(points) > 1:
+                raise ValueError(f'{path.name}: examples disagree on the landmark count '
+                                 f'{sorted(points)}')
+            writer.write(record)
+            ids.append(str(ex['id']))
+            tasks.add(task)
     return {'count': len(ids), 'num_points': points.pop() if points else None,
             'tasks': sorted(tasks), 'ids': ids}
 
@@ -156,7 +140,7 @@ class Manifest:
             'format': FORMAT, 'teacher': teacher, 'corpus': corpus_desc,
             'shard_size': shard_size, 'total': total,
             'num_shards': -(-total // shard_size)}))
-        for tmp in directory.glob(f'{_TMP}*'):
+        for tmp in directory.glob(_TMP_FILES):
             tmp.unlink(missing_ok=True)
         if (directory / MANIFEST).exists():
             old = cls.load(directory)
@@ -174,7 +158,7 @@ class Manifest:
             for f in directory.glob('pseudo-*-of-*.tfrecord'):
                 f.unlink()
         manifest = cls(directory, {**header, 'shards': []})
-        _write_json(manifest.path, manifest.data)
+        write_json_atomic(manifest.path, manifest.data)
         return manifest
 
     @property
@@ -224,7 +208,7 @@ class Manifest:
                  'skipped': skipped, 'num_points': stats['num_points'], 'tasks': stats['tasks']}
         self.data['shards'] = sorted([e for e in self.data['shards'] if e['index'] != index]
                                      + [entry], key=lambda e: e['index'])
-        _write_json(self.path, self.data)
+        write_json_atomic(self.path, self.data)
         return entry
 
 
@@ -241,7 +225,6 @@ def read_shards(directory, *, decode=False, allow_partial=False):
     (= id, as the pipeline names it), 'image' (JPEG bytes; uint8 (256, 256, 3) if decode),
     'landmarks' float32 (N, 2), 'confidence' float32 (N,), 'task' string}; its cardinality
     is known. Raises if the pass is unfinished (unless allow_partial)."""
-    from pipnet_jax.data import builders
     _, entries = _finished(directory, allow_partial)
     points = {e['num_points'] for e in entries if e['count']}
     if len(points) != 1:
@@ -269,7 +252,6 @@ def read_shards(directory, *, decode=False, allow_partial=False):
 def as_source(directory, task=None, weight=None, *, allow_partial=False):
     """A pipeline.Source over the shards, tagged with the pass's task: the one task recorded
     in the shards (task=None), else `task`, which must then agree with the recorded one."""
-    from pipnet_jax.data.pipeline import Source
     _, entries = _finished(directory, allow_partial)
     recorded = sorted({t for e in entries for t in e['tasks']})
     if task is None:

@@ -5,41 +5,40 @@ statistics too) converted to Flax variables. Each timed call takes a batch of im
 returns decoded landmarks (spec section 12, merged with the neighbour votes).
 
     python -m pipnet_jax.bench --batch_sizes=1,32 --repeats=5
+    (also python -m pipnet_jax.bench.inference, and --mode=bench of pipnet_jax.main)
 
 The `speedup` column is torch_eager_ms / row_ms: above 1 means faster than torch eager.
 """
 import argparse
 import os
-import statistics
 import sys
-import time
+import tempfile
 
+import cv2
 import jax
+import jax.numpy as jnp
 import numpy as np
+import torch
 
+from pipnet_jax.bench.reference_torch import PIPNetTorch, randomize_batchnorm, reference_decoder
+from pipnet_jax.bench.timing import Column, format_table as markdown_table, median_ms
+from pipnet_jax.data.synthetic import generate_face
 from pipnet_jax.decode import decoder
+from pipnet_jax.detection import make_detector
+from pipnet_jax.export import export_tflite, load_tflite
 from pipnet_jax.images import normalize_images
 from pipnet_jax.meanface import neighbor_indices
 from pipnet_jax.models import PIPNet
 from pipnet_jax.torch_port import from_torch_state_dict
 
 BACKENDS = ("jax_jit", "torch_eager", "torch_channels_last", "torch_compile", "tflite")
-
-
-def median_ms(fn, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+MODE_BATCH_SIZES = (1, 32)  # what `--mode=bench` times (run_from_config)
+# The original repository's demo images and FaceBoxesV2 weights, when present.
+SHARED_DATA = os.environ.get("PIPNET_SHARED_DATA", os.path.join(
+    os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
 
 
 def device_info() -> str:
-    import torch
-
     dev = jax.devices()[0]
     return (f"jax {jax.__version__}: {dev.platform} ({dev.device_kind}); "
             f"torch {torch.__version__}: {_torch_device()}, {torch.get_num_threads()} threads; "
@@ -47,19 +46,15 @@ def device_info() -> str:
 
 
 def _torch_device() -> str:
-    import torch
-
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def matmul_peak_tflops(dtype="float32") -> float:
     """Measured dense matmul rate of the JAX device (the yardstick for 'fraction of peak')."""
-    import jax.numpy as jnp
-
     n = 4096 if jax.devices()[0].platform == "gpu" else 1024
     a = jnp.ones((n, n), dtype)
     f = jax.jit(lambda x: x @ x)
-    ms = median_ms(lambda: jax.block_until_ready(f(a)), 2, 5)
+    ms = median_ms(lambda: f(a), 2, 5)
     return 2 * n ** 3 / (ms / 1e3) / 1e12
 
 
@@ -83,11 +78,6 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
 
     repeats=None times 10 calls at batch 1 and 3 at larger batches. Before timing, checks
     that every backend decodes the same landmarks as JAX (max abs diff <= 1e-4 in float32)."""
-    import jax.numpy as jnp
-    import torch
-
-    from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm, reference_decoder
-
     device = _torch_device()
     on_gpu = jax.devices()[0].platform == "gpu"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -173,11 +163,7 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
 
 def _tflite_backend(model, variables, neighbors, image_size, batch):
     """The TFLite export (XNNPACK on CPU) of the same network, fixed batch: uint8 images in
-    (normalisation and decode are inside the graph)."""
-    import tempfile
-
-    from pipnet_jax.export import export_tflite, load_tflite
-
+    (normalisation and decode are inside the graph). Timed like every row, by median_ms."""
     path = os.path.join(tempfile.mkdtemp(prefix="pipnet_bench_"), "model.tflite")
     export_tflite(path, model, variables, neighbors, input_size=image_size, batch_size=batch)
     run = load_tflite(path, num_threads=os.cpu_count())
@@ -187,15 +173,10 @@ def _tflite_backend(model, variables, neighbors, image_size, batch):
 def detector_timings(log=print, repeats: int = 5) -> list[dict]:
     """ms per image of the face detectors at the original demo's settings (full resolution),
     on the original repository's demo images when ../shared/data has them, else a generated one."""
-    import cv2
-
-    from pipnet_jax.detection import make_detector
-
-    root = os.environ.get("PIPNET_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    root = SHARED_DATA
     paths = [os.path.join(root, "pipnet_repo_assets", "images", f"{i}.jpg") for i in (1, 2, 3)]
     images = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in paths if os.path.exists(p)]
     if not images:
-        from pipnet_jax.data.synthetic import generate_face
         images = [cv2.cvtColor(generate_face(np.random.default_rng(0), (1024, 1024))[0], cv2.COLOR_BGR2RGB)]
     weights = os.path.join(root, "pipnet_repo_assets", "FaceBoxesV2", "weights", "FaceBoxesV2.pth")
     rows = []
@@ -215,22 +196,22 @@ def detector_timings(log=print, repeats: int = 5) -> list[dict]:
     return rows
 
 
+TABLE = [Column("backend", "backend"), Column("dtype", "dtype"), Column("batch", "batch"),
+         Column("median ms", "median_ms", ".2f"), Column("images/s", "images_per_s", ".1f"),
+         Column("vs torch eager", lambda r: f"{r['speedup']:.2f}x", align=">"),
+         Column("% of matmul peak", lambda r: f"{100 * r['peak_fraction']:.1f}%"
+                if "peak_fraction" in r else "", align=">")]
+DETECTOR_TABLE = [Column("detector", "detector"), Column("images", "images"),
+                  Column("size", "size", align=">"), Column("ms / image", "ms_per_image", ".1f")]
+
+
 def format_table(rows) -> str:
-    header = (f"{'backend':<20} | {'dtype':<8} | {'batch':>5} | {'median ms':>10} | {'images/s':>9} | "
-              f"{'vs torch eager':>14} | {'% of matmul peak':>16}")
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        frac = f"{100 * r['peak_fraction']:.1f}%" if "peak_fraction" in r else ""
-        lines.append(f"{r['backend']:<20} | {r['dtype']:<8} | {r['batch']:>5} | {r['median_ms']:>10.2f} | "
-                     f"{r['images_per_s']:>9.1f} | {r['speedup']:>13.2f}x | {frac:>16}")
-    lines.append("vs torch eager = torch_eager median ms / row median ms (>1: faster than torch eager)")
-    return "\n".join(lines)
+    return (markdown_table(rows, TABLE) + "\n"
+            "vs torch eager = torch_eager median ms / row median ms (>1: faster than torch eager)")
 
 
 def format_detector_table(rows) -> str:
-    lines = [f"{'detector':<10} | {'images':>6} | {'size':>10} | {'ms / image':>10}"]
-    lines += [f"{r['detector']:<10} | {r['images']:>6} | {r['size']:>10} | {r['ms_per_image']:>10.1f}" for r in rows]
-    return "\n".join(lines)
+    return markdown_table(rows, DETECTOR_TABLE)
 
 
 def parse_args(args):
@@ -252,7 +233,8 @@ def parse_args(args):
 
 
 def main(argv):
-    """argv as absl's app.run passes it: argv[0] is the program name."""
+    """argv as absl's app.run passes it: argv[0] is the program name (`--mode=bench` of
+    pipnet_jax.main calls this with the config's backbone, image size, batch sizes, repeats)."""
     a = parse_args(list(argv[1:]))
     print(device_info())
     print(f"PIPNet {a.backbone}, {a.image_size}x{a.image_size}, {a.num_landmarks} landmarks, "
@@ -264,6 +246,17 @@ def main(argv):
     if not a.no_detector:
         print(format_detector_table(detector_timings()))
     return rows
+
+
+def run_from_config(config, workdir: str) -> list[dict]:
+    """`--mode=bench` of pipnet_jax.main: main() on the config's backbone and input size, batch
+    1 and 32 and the default repeats, or what an optional `config.bench` section (batch_sizes,
+    repeats) says. The workdir is not used: the benchmark writes nothing."""
+    bench = config.get("bench") or {}
+    batch = ",".join(str(b) for b in bench.get("batch_sizes", MODE_BATCH_SIZES))
+    repeats = bench.get("repeats")
+    return main(["bench", f"--backbone={config.model.backbone}", f"--image_size={config.model.input_size}",
+                 f"--batch_sizes={batch}"] + ([f"--repeats={repeats}"] if repeats else []))
 
 
 if __name__ == "__main__":

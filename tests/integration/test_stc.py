@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "tests", "pseudo_label_run.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "tests", "support", "pseudo_label_run.py")
 NUM_IMAGES = 23  # one of them unreadable
 
 
@@ -58,6 +58,7 @@ def test_one_device_labels_every_readable_image_once(one_device):
     assert len(result) == NUM_IMAGES - 1
 
 
+@pytest.mark.multiprocess
 def test_8_devices_and_2_processes_give_the_same_labels(one_device, corpus_dir, tmp_path):
     from launch.local import launch
     reference, _ = one_device
@@ -135,7 +136,7 @@ def test_curriculum_end_to_end_and_resume(tmp_path):
     cmd = [sys.executable, "-m", "pipnet_jax.main", "--config", "configs/stc_synthetic.py",
            "--mode=stc", f"--workdir={workdir}", f"--config.data.data_dir={data_dir}",
            "--config.data.synthetic_train=16", "--config.data.synthetic_test=8",
-           "--config.stc.target_synthetic_train=16", "--config.stc.target_synthetic_test=8",
+           "--config.evals.main.synthetic_train=16", "--config.evals.main.synthetic_test=8",
            "--config.train.batch_size=8", "--config.train.num_epochs=1",
            "--config.stc.tasks=('std',)", "--config.stc.shard_size=8",
            "--config.stc.label_batch_size=8", "--config.eval.batch_size=8",

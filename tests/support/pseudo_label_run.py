@@ -1,6 +1,6 @@
 """Pseudo-labels an image folder with a fixed random-weights PIPNet (run as a script by
 tests/test_stc.py under different device / process layouts):
-    python tests/pseudo_label_run.py CORPUS_DIR OUT_DIR
+    python tests/support/pseudo_label_run.py CORPUS_DIR OUT_DIR
 Float64 (JAX_ENABLE_X64): random weights give near-tied cell scores, and float32 rounding
 that depends on the device layout could flip an argmax; in float64 the labels are a function
 of the layout-independent math only."""
@@ -8,7 +8,7 @@ import os
 import sys
 
 os.environ["JAX_ENABLE_X64"] = "1"
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 from pipnet_jax import parallel  # noqa: E402
 from pipnet_jax.data.corpus import open_corpus  # noqa: E402
 from pipnet_jax.models import PIPNet  # noqa: E402
-from pipnet_jax.stc import make_sharded_predict, pseudo_label  # noqa: E402
+from pipnet_jax.inference import make_sharded_predict  # noqa: E402
+from pipnet_jax.stc import pseudo_label  # noqa: E402
 
 N, SIZE = 19, 64
 

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "tests", "multidevice_steps.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "tests", "support", "multidevice_steps.py")
 
 
 def run(args, devices, tmp_path):
@@ -33,6 +33,7 @@ def test_8_devices_equal_1_device(single_and_sharded):
         np.testing.assert_allclose(sharded[k], single[k], atol=1e-5, rtol=0, err_msg=k)
 
 
+@pytest.mark.multiprocess
 def test_2_processes_equal_1_process(single_and_sharded, tmp_path):
     from launch.local import launch
     out = tmp_path / "two.npz"

@@ -11,7 +11,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE_FLAGS = ["--config.data.synthetic_train=64", "--config.data.synthetic_test=16",
               "--config.train.batch_size=8", "--config.model.input_size=128",
               "--config.train.max_steps=8", "--config.train.checkpoint_every_steps=3",
@@ -118,11 +118,11 @@ def test_eval_of_a_torch_checkpoint_equals_the_torch_reference(data_dir, tmp_pat
     from ml_collections import config_flags  # noqa: F401  (configs import it)
 
     from configs.synthetic import get_config
-    from pipnet_jax.data.experiment_data import prepare
+    from pipnet_jax.data.dataset import prepare
     from pipnet_jax.images import IMAGENET_MEAN, IMAGENET_STD
     from pipnet_jax.metrics import nme, normalizer
-    from pipnet_jax.reference_torch import PIPNetTorch, randomize_batchnorm, reference_decoder
-    from pipnet_jax.train import evaluate_checkpoint
+    from pipnet_jax.bench.reference_torch import PIPNetTorch, randomize_batchnorm, reference_decoder
+    from pipnet_jax.experiment import run_eval
 
     torch.manual_seed(0)
     net = PIPNetTorch(98, "resnet18")
@@ -134,7 +134,7 @@ def test_eval_of_a_torch_checkpoint_equals_the_torch_reference(data_dir, tmp_pat
     config = get_config()
     config.data.data_dir, config.data.synthetic_train, config.data.synthetic_test = data_dir, 64, 16
     config.model.input_size, config.eval.torch_checkpoint = 256, path
-    results = evaluate_checkpoint(config, str(tmp_path / "eval"))
+    results = run_eval(config, str(tmp_path / "eval"))
 
     data = prepare(config, str(tmp_path / "eval"))
     decode = reference_decoder(data.neighbors, 32, 256)
@@ -156,8 +156,9 @@ def test_bad_inputs(uninterrupted, data_dir, tmp_path):
     from configs.synthetic import get_config
     from configs.wflw import get_config as wflw_config
     from pipnet_jax.checkpoint import CheckpointError
-    from pipnet_jax.data.experiment_data import prepare
-    from pipnet_jax.train import check_workdir_config, evaluate_checkpoint
+    from pipnet_jax.data.dataset import prepare
+    from pipnet_jax.experiment import run_eval
+    from pipnet_jax.workdir import check_config
 
     # an unknown config field
     result = run(command(str(tmp_path / "x"), data_dir, "--config.train.batch_sizee=4"))
@@ -171,7 +172,7 @@ def test_bad_inputs(uninterrupted, data_dir, tmp_path):
     config = get_config()
     config.model.backbone = "resnet50"
     with pytest.raises(ValueError, match=r"(?s)different config.*model: workdir has .*resnet18.*resnet50"):
-        check_workdir_config(config, uninterrupted[0])
+        check_config(config, uninterrupted[0])
     # a damaged checkpoint
     import shutil
     workdir = str(tmp_path / "damaged")
@@ -183,20 +184,21 @@ def test_bad_inputs(uninterrupted, data_dir, tmp_path):
                 fh.truncate(max(0, os.path.getsize(os.path.join(root, f)) // 3))
     config = get_config()
     config.data.data_dir, config.data.synthetic_train, config.data.synthetic_test = data_dir, 64, 16
-    config.model.input_size = 128
+    config.model.input_size, config.train.batch_size = 128, 8  # the workdir's config
     with pytest.raises(CheckpointError, match="checkpoints/8 cannot be restored"):
-        evaluate_checkpoint(config, workdir)
+        run_eval(config, workdir)
 
 
 def test_evaluate_reports_cross_domain_sets(shared_data, tmp_path):
     """Main set 300W with the GSSL crop (built apart as pipnet_300w/300w_gssl) plus a fabricated
-    COFW-68 in eval.cross_domain: results.json has the main splits first, then 'cofw68/test';
+    COFW-68 in config.evals: results.json has the main splits first, then 'cofw68/test';
     a missing cross-domain raw folder names the field to set."""
     from configs.common import base_config
     from pipnet_jax.data import annotations as A
     from pipnet_jax.data import builders
-    from pipnet_jax.data.experiment_data import prepare
-    from pipnet_jax.train import build_model, evaluate, init_variables
+    from pipnet_jax.data.dataset import prepare
+    from pipnet_jax.experiment import build_model, make_evaluate
+    from pipnet_jax.train import init_variables
     from test_annotations import make_300w_tree
     from test_builders import write_cofw68
 
@@ -206,10 +208,9 @@ def test_evaluate_reports_cross_domain_sets(shared_data, tmp_path):
     config = base_config()
     config.data.dataset = config.data.landmarks = "300w"
     config.data.crop = "300w_gssl"
-    config.data.eval_splits = ("full", "challenge")
+    config.evals.main.splits = ("full", "challenge")
     config.data.manual_dir, config.data.data_dir = str(tmp_path / "300W"), str(tmp_path / "tfds")
-    config.eval.cross_domain = ("cofw68:test",)
-    config.eval.manual_dirs.cofw68 = str(tmp_path / "COFW68")
+    config.evals.cofw68 = dict(dataset="cofw68", splits=("test",), manual_dir=str(tmp_path / "COFW68"))
     config.model.input_size, config.eval.batch_size = 64, 2
     workdir = str(tmp_path / "w")
     data = prepare(config, workdir)
@@ -222,16 +223,15 @@ def test_evaluate_reports_cross_domain_sets(shared_data, tmp_path):
                                rtol=0, atol=1e-6)
 
     model = build_model(config, 68)
-    results = evaluate(config, workdir, model, init_variables(model, config), data)
+    results = make_evaluate(config, workdir, model, data)(init_variables(model, config), "final")
     with open(os.path.join(workdir, "results.json")) as f:
         assert json.load(f) == results
     assert list(results) == ["full", "challenge", "cofw68/test"]
     assert [r["count"] for r in results.values()] == [3, 1, 2]
     assert all(r["nme"] > 0 and 0 <= r["auc"] <= 1 for r in results.values())
 
-    config.eval.cross_domain = ("cofw68:test", "wflw68:test")
-    config.eval.manual_dirs.wflw68 = str(tmp_path / "no_such_dir")
-    with pytest.raises(FileNotFoundError, match="eval.manual_dirs.wflw68=.*no_such_dir.*WFLW_images"):
+    config.evals.wflw68 = dict(dataset="wflw68", splits=("test",), manual_dir=str(tmp_path / "no_such_dir"))
+    with pytest.raises(FileNotFoundError, match="evals.wflw68.manual_dir=.*no_such_dir.*WFLW_images"):
         prepare(config, workdir)
 
 

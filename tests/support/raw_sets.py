@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pipnet_jax.data import synthetic
+from pipnet_jax.data.annotations import WFLW_SUBSET_FILES
 
 
 def raw_set(root, num_train, num_test, seed=0):
@@ -15,7 +16,6 @@ def raw_set(root, num_train, num_test, seed=0):
 def add_wflw_subset_lists(root):
     """WFLW_annotations/list_98pt_test/ of a raw_set: every test face in each of the six
     attribute lists (x0 y0 ... x97 y97 image_name), which a pipnet_wflw build needs."""
-    from pipnet_jax.data.annotations import WFLW_SUBSET_FILES
     lines = synthetic.annotation_file(root, 'test').read_text().splitlines()
     text = ''.join(' '.join(tok[:196] + [tok[206]]) + '\n' for tok in map(str.split, lines))
     folder = root / 'WFLW_annotations' / 'list_98pt_test'

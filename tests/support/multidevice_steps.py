@@ -2,7 +2,7 @@
 
 Run as a script (by tests/test_parallel.py) so that XLA_FLAGS / multi-process settings are
 fixed before JAX starts:
-    python tests/multidevice_steps.py OUT.npz [--single]
+    python tests/support/multidevice_steps.py OUT.npz [--single]
 With --single the same steps run on a 1-device mesh. Under launch/local.py every process
 feeds its own rows of the global batch, as hosts do in a real multi-host run.
 
@@ -15,7 +15,7 @@ import sys
 
 os.environ["JAX_ENABLE_X64"] = "1"
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -45,7 +45,7 @@ def main(out: str, single: bool) -> None:
     state = jax.device_put(state, parallel.replicated(mesh))
     data = parallel.batch_sharding(mesh)
     step = jax.jit(make_train_step(model, tx, neighbors, input_size=SIZE),
-                   in_shardings=(parallel.replicated(mesh), data, data),
+                   in_shardings=(parallel.replicated(mesh), data),
                    out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)))
     # this process's rows of the global batch
     per_host = GLOBAL_BATCH // jax.process_count()
@@ -53,7 +53,7 @@ def main(out: str, single: bool) -> None:
     losses = []
     for s in range(STEPS):
         batch = parallel.global_batch({"image": images[s, rows], "landmarks": landmarks[s, rows]}, mesh)
-        state, metrics = step(state, batch["image"], batch["landmarks"])
+        state, metrics = step(state, batch)
         losses.append(float(metrics["loss"]))
     flat = {jax.tree_util.keystr(p): np.asarray(v) for p, v in
             jax.tree_util.tree_flatten_with_path(jax.device_get({"params": state.params,
