@@ -210,3 +210,16 @@ def demo_crop(box, image_size, box_scale: float = 1.2):
     xmin, ymin = max(xmin, 0), max(ymin, 0)
     xmax, ymax = min(xmax, img_w - 1), min(ymax, img_h - 1)
     return xmin, ymin, xmax, ymax, xmax - xmin + 1, ymax - ymin + 1
+
+
+def demo_face_crop(image: np.ndarray, box, size: int, box_scale: float = 1.2):
+    """The network input for one detector box: demo_crop's region image[ymin:ymax, xmin:xmax]
+    resized to size x size (INTER_LINEAR, as the training crops). Returns (crop, (xmin, ymin,
+    xmax, ymax, width, height)) as demo_crop; a box that leaves no region is a ValueError."""
+    xmin, ymin, xmax, ymax, w, h = demo_crop(box, (image.shape[1], image.shape[0]), box_scale)
+    if xmax - xmin < 2 or ymax - ymin < 2:
+        raise ValueError(f"face box {np.round(np.asarray(box[:4], np.float64), 1).tolist()} gives an "
+                         f"empty crop in a {image.shape[1]}x{image.shape[0]} image")
+    crop = cv2.resize(image[ymin:ymax, xmin:xmax], (size, size), interpolation=cv2.INTER_LINEAR)
+    return crop, (xmin, ymin, xmax, ymax, w, h)
+

@@ -7,12 +7,11 @@ import dataclasses
 import os
 from typing import Callable, Optional, Sequence
 
-import cv2
 import jax
 import numpy as np
 
 from pipnet_jax import parallel
-from pipnet_jax.crops import demo_crop
+from pipnet_jax.crops import demo_face_crop
 from pipnet_jax.decode import decoder
 from pipnet_jax.detection import make_detector
 from pipnet_jax.images import normalize_images
@@ -56,6 +55,24 @@ def make_sharded_predict(model, variables, neighbors, input_size: int):
         return jax.device_get(fn(variables, jax.device_put(images, sharding)))
 
     return predict
+
+
+def predict_in_batches(predict: Callable, images, batch_size: int, num_landmarks: int):
+    """predict(uint8 (batch_size, S, S, 3)) -> (landmarks, confidence) over any number of
+    images, in fixed-size batches (the last one zero-padded: one shape, one compile)."""
+    images = np.asarray(images)
+    out_lm, out_conf = [], []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        pad = batch_size - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
+        lm, conf = jax.device_get(predict(chunk))
+        out_lm.append(np.asarray(lm)[:batch_size - pad])
+        out_conf.append(np.asarray(conf)[:batch_size - pad])
+    if not out_lm:
+        return np.zeros((0, num_landmarks, 2), np.float32), np.zeros((0, num_landmarks), np.float32)
+    return np.concatenate(out_lm), np.concatenate(out_conf)
 
 
 def _check_image(image, where="image"):
@@ -108,29 +125,12 @@ class Predictor:
     def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K, S, S, 3) uint8 crops -> landmarks (K, N, 2) in [0, 1] and confidence (K, N),
         in padded batches of self.batch_size."""
-        crops = np.asarray(crops)
-        out_lm, out_conf = [], []
-        for start in range(0, len(crops), self.batch_size):
-            chunk = crops[start:start + self.batch_size]
-            pad = self.batch_size - len(chunk)
-            if pad:
-                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
-            lm, conf = jax.device_get(self._predict(self.variables, chunk))
-            out_lm.append(lm[:self.batch_size - pad])
-            out_conf.append(conf[:self.batch_size - pad])
-        if not out_lm:
-            n = self.model.num_landmarks
-            return np.zeros((0, n, 2), np.float32), np.zeros((0, n), np.float32)
-        return np.concatenate(out_lm), np.concatenate(out_conf)
+        return predict_in_batches(lambda batch: self._predict(self.variables, batch), crops,
+                                  self.batch_size, self.model.num_landmarks)
 
     def crop(self, image: np.ndarray, box) -> tuple[np.ndarray, tuple]:
-        """The network input for one face box and the crop geometry (see demo_crop)."""
-        xmin, ymin, xmax, ymax, w, h = demo_crop(box, (image.shape[1], image.shape[0]), self.box_scale)
-        if xmax - xmin < 2 or ymax - ymin < 2:
-            raise ValueError(f"face box {list(np.round(box[:4], 1))} gives an empty crop in a "
-                             f"{image.shape[1]}x{image.shape[0]} image")
-        patch = cv2.resize(image[ymin:ymax, xmin:xmax], (self.input_size, self.input_size))
-        return patch, (xmin, ymin, xmax, ymax, w, h)
+        """The network input for one face box and the crop geometry (crops.demo_face_crop)."""
+        return demo_face_crop(image, box, self.input_size, self.box_scale)
 
     def predict(self, image, boxes=None) -> list[Face]:
         """Every face of one RGB uint8 image; boxes (K, 4[+score]) in pixels skip detection."""

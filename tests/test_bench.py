@@ -18,6 +18,7 @@ def test_run_benchmark_tiny():
     assert "jax_jit" in format_table(rows)
 
 
+@pytest.mark.slow
 def test_train_benchmark_row():
     from pipnet_jax.bench.train import format_table, measure
     row = measure(batch_size=2, image_size=64, steps=1, dtype="float32", backbone="resnet18")
@@ -25,6 +26,7 @@ def test_train_benchmark_row():
     assert "float32" in format_table([row])
 
 
+@pytest.mark.slow
 def test_pseudo_label_benchmark_row(tmp_path):
     from pipnet_jax.bench.pseudo_label import format_table, measure, write_corpus
     write_corpus(str(tmp_path), 8)

@@ -231,6 +231,7 @@ def _recall(detections, faces, threshold):
     return float(np.mean(hits))
 
 
+@pytest.mark.slow
 def test_recall_on_wflw_subset(shared_data, detector):
     root = shared_data / "wflw_subset"
     faces = []

@@ -80,6 +80,7 @@ def test_jax_export_one_symbolic_artifact_any_batch(tmp_path, reference, wflw_cr
         export.load_jax(path)(faces)
 
 
+@pytest.mark.slow
 def test_jax_export_needs_no_tensorflow(tmp_path):
     """GPU machines have no TensorFlow: export and load with `import tensorflow` blocked."""
     code = f"""
@@ -101,6 +102,7 @@ assert landmarks.shape == (2, 5, 2) and confidence.shape == (2, 5)
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_saved_model(tmp_path, reference, wflw_crops):
     model, variables, neighbors, _ = reference
     path = str(tmp_path / "saved_model")
@@ -113,6 +115,7 @@ def test_saved_model(tmp_path, reference, wflw_crops):
         predict(crops(wflw_crops, 256, 1))
 
 
+@pytest.mark.slow
 def test_tflite_full_size(tmp_path, reference, wflw_crops):
     """256 px as the released models run; one any-batch file, resized between calls."""
     model, variables, neighbors, _ = reference

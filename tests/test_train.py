@@ -93,6 +93,7 @@ def test_one_step_float32_loss_gradients_and_statistics(batch):
     assert worst <= 2e-3
 
 
+@pytest.mark.slow
 def test_one_adam_step_matches_torch_float64(batch):
     images, landmarks, neighbors = batch
     with jax.enable_x64(True):

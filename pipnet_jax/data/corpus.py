@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
-from pipnet_jax.crops import demo_crop
+from pipnet_jax.crops import demo_face_crop
 from pipnet_jax.data import annotations as A
 from pipnet_jax.data import builders
 from pipnet_jax.files import IMAGE_EXTENSIONS, IMAGE_SIZE, ImageReadError, read_image
@@ -147,19 +147,6 @@ def best_face(detections):
     return d[np.lexsort((-area, -d[:, 4]))[0]]
 
 
-def demo_face_crop(image, box, box_scale=DEMO_BOX_SCALE):
-    """The original demo's crop of a detector box (crops.demo_crop: grown by box_scale,
-    top moved down; image[ymin:ymax, xmin:xmax]) resized to 256x256 with INTER_LINEAR, as
-    crop_face resizes. Returns (crop, (xmin, ymin, xmax, ymax)), xmax / ymax exclusive."""
-    xmin, ymin, xmax, ymax, _, _ = demo_crop(box, (image.shape[1], image.shape[0]), box_scale)
-    if xmax - xmin < 2 or ymax - ymin < 2:
-        raise ValueError(f'face box {np.round(box[:4], 1).tolist()} gives an empty crop in a '
-                         f'{image.shape[1]}x{image.shape[0]} image')
-    crop = cv2.resize(image[ymin:ymax, xmin:xmax], (IMAGE_SIZE, IMAGE_SIZE),
-                      interpolation=cv2.INTER_LINEAR)
-    return crop, (xmin, ymin, xmax, ymax)
-
-
 def detected(root, detect, detector):
     """Every image under root (as image_folder) is a whole picture: its item is the most
     confident face `detect(image RGB) -> (K, 5)` finds, with the demo's crop
@@ -176,7 +163,7 @@ def detected(root, detect, detector):
         if not len(detections):
             raise CorpusError(f'{ids[i]}: no face found ({detector["kind"]} detector, {shown})')
         try:
-            crop, _ = demo_face_crop(image, best_face(detections))
+            crop, _ = demo_face_crop(image, best_face(detections), IMAGE_SIZE, DEMO_BOX_SCALE)
         except ValueError as e:  # a degenerate box at the image edge: skip, as no face
             raise CorpusError(f'{ids[i]}: {e}') from None
         return crop

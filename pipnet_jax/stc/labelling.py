@@ -14,6 +14,7 @@ from pipnet_jax.data import builders
 from pipnet_jax.data.corpus import CorpusError
 from pipnet_jax.data.pseudo_labels import Manifest, as_source, read_shards
 from pipnet_jax.evaluate import split_metrics
+from pipnet_jax.inference import predict_in_batches
 
 
 def teacher_id(workdir: str) -> str:
@@ -58,21 +59,16 @@ def pseudo_label(predict, corpus, out_dir: str, task: str, teacher: str, *, shar
                 log(f"skipped {item.id}: {e}")
                 skipped.append({"id": item.id, "reason": str(e)})
         examples = []
-        for start in range(0, len(images), batch_size):
-            chunk = np.stack(images[start:start + batch_size])
-            pad = batch_size - len(chunk)  # fixed batch shape: one compile
-            if pad:
-                chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.uint8)])
-            landmarks, confidence = predict(chunk)
-            for j in range(batch_size - pad):
-                i = start + j
-                if min_confidence is not None and float(confidence[j].mean()) < min_confidence:
-                    skipped.append({"id": ids[i], "reason": f"mean confidence {confidence[j].mean():.3f} "
-                                                            f"< {min_confidence}"})
-                    continue
-                examples.append({"id": ids[i], "image": images[i], "task": task,
-                                 "landmarks": np.asarray(landmarks[j], np.float32),
-                                 "confidence": np.asarray(confidence[j], np.float32)})
+        if images:
+            landmarks, confidence = predict_in_batches(predict, np.stack(images), batch_size, 0)
+        for i, ident in enumerate(ids):
+            if min_confidence is not None and float(confidence[i].mean()) < min_confidence:
+                skipped.append({"id": ident, "reason": f"mean confidence {confidence[i].mean():.3f} "
+                                                       f"< {min_confidence}"})
+                continue
+            examples.append({"id": ident, "image": images[i], "task": task,
+                             "landmarks": np.asarray(landmarks[i], np.float32),
+                             "confidence": np.asarray(confidence[i], np.float32)})
         manifest.write(k, examples, skipped)
     return [directory]
 
