@@ -5,7 +5,6 @@ and a small JSON record (step, epoch, loss). The data pipeline is a pure functio
 (seed, step), so the step alone puts a resumed run back on the same data order. Orbax writes
 each checkpoint to a temporary folder and renames it when complete, so a kill -9 mid-save
 leaves the previous checkpoint intact."""
-import json
 import os
 import signal
 from typing import Any, Optional

@@ -4,7 +4,6 @@ detector (or user boxes) -> the demo's crop (box widened 1.2x, top moved down) -
 resize -> batched jitted forward + decode -> back to image pixels. Crops from many images run
 in fixed-size padded batches, so each batch size compiles once. No TensorFlow."""
 import dataclasses
-import os
 from typing import Callable, Optional, Sequence
 
 import jax

@@ -4,10 +4,11 @@ The mean face is stored as the original's one-line text file: 2N floats "x0 y0 x
 space-separated, no newline. The neighbour table and the reverse index are derived from it
 and fix which channels vote for which landmark, so they must match the original exactly.
 """
-import os
-import tempfile
+from importlib import resources
 
 import numpy as np
+
+from pipnet_jax.files import atomic_write_text
 
 
 def compute_meanface(landmarks) -> np.ndarray:
@@ -43,16 +44,7 @@ def write_meanface(path, meanface) -> None:
         raise ValueError(f"expected a mean face of shape (N, 2), got {meanface.shape}")
     # repr of a Python float is the shortest string that reads back to the same value.
     text = " ".join(repr(float(v)) for v in meanface.reshape(-1))
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".meanface.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_text(path, text)
 
 
 def neighbor_indices(meanface, num_neighbors: int) -> np.ndarray:
@@ -118,8 +110,6 @@ RELEASED_MEANFACES = {"wflw": "wflw.txt", "300w": "300w.txt", "cofw": "cofw.txt"
 
 def released_meanface(dataset: str) -> np.ndarray:
     """The mean face the released checkpoints of `dataset` were trained with."""
-    from importlib import resources
-
     key = dataset.lower().removeprefix("data_")
     if key not in RELEASED_MEANFACES:
         raise KeyError(f"no released mean face for {dataset!r}; known: {sorted(RELEASED_MEANFACES)}")
