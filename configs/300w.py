@@ -1,9 +1,6 @@
-"""300W, 68 points (afw/helen/lfpw/ibug tree with .pts): pip_32_16_60_r18_l2_l1_10_1_nb10."""
-from configs.common import base_config
+"""300W, 68 points (afw/helen/lfpw/ibug tree with .pts): pip_32_16_60_r18_l2_l1_10_1_nb10.
 
+The config itself ships with the package: pipnet_jax/configs/300w.py (also `--config 300w`)."""
+import importlib
 
-def get_config(arg=None):
-    c = base_config(arg)
-    c.data.dataset = c.data.landmarks = "300w"
-    c.evals.main.splits = ("full", "common", "challenge")
-    return c
+get_config = importlib.import_module("pipnet_jax.configs.300w").get_config

@@ -1,8 +1,6 @@
-"""AFLW-Full, 19 points (AFLWinfo_release.mat; NME normalised by 1 = box size, spec 15)."""
-from configs.common import base_config
+"""AFLW-Full, 19 points (AFLWinfo_release.mat; NME normalised by 1 = box size, spec 15).
 
+The config itself ships with the package: pipnet_jax/configs/aflw.py (also `--config aflw`)."""
+import importlib
 
-def get_config(arg=None):
-    c = base_config(arg)
-    c.data.dataset = c.data.landmarks = "aflw"
-    return c
+get_config = importlib.import_module("pipnet_jax.configs.aflw").get_config

@@ -1,8 +1,6 @@
-"""LaPa, 106 points ({train,val,test}/images + landmarks)."""
-from configs.common import base_config
+"""LaPa, 106 points ({train,val,test}/images + landmarks).
 
+The config itself ships with the package: pipnet_jax/configs/lapa.py (also `--config lapa`)."""
+import importlib
 
-def get_config(arg=None):
-    c = base_config(arg)
-    c.data.dataset = c.data.landmarks = "lapa"
-    return c
+get_config = importlib.import_module("pipnet_jax.configs.lapa").get_config

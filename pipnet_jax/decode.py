@@ -2,7 +2,8 @@
 
 Two decoders of the same rule, side by side: `decoder` / `decode_landmarks` (jitted, used by
 training, evaluation, inference and `export --format jax`) and `graph_decoder` (the same
-result in ops the TFLite converter accepts, used by the SavedModel / TFLite exports).
+result in ops the TFLite converter and jax2onnx accept, used by the SavedModel / TFLite /
+ONNX exports).
 
 Outputs are NHWC: score/offset_x/offset_y are (B, H, W, N); neighbor_x/neighbor_y are
 (B, H, W, C*N) with channel i*C + j = landmark i's offset to its j-th neighbour.
@@ -114,7 +115,10 @@ def graph_decoder(neighbors, net_stride: int = 32, input_size: int = 256):
         confidence = jnp.max(flat, axis=1)
         cells = jnp.arange(h * w, dtype=jnp.int32)[None, :, None]
         cell = jnp.min(jnp.where(flat == confidence[:, None, :], cells, h * w), axis=1)
-        col, row = (cell % w).astype(jnp.float32), (cell // w).astype(jnp.float32)
+        # cell >= 0, so truncating lax.div is floor division; jnp's % and // add sign fixes
+        # that jax2onnx cannot convert with a symbolic batch.
+        row = jax.lax.div(cell, jnp.int32(w))
+        col, row = (cell - row * w).astype(jnp.float32), row.astype(jnp.float32)
 
         def at_cell(maps, owner):
             maps = maps.reshape(b, h * w, maps.shape[-1])

@@ -186,11 +186,12 @@ class FaceDetector:
 
     def __init__(self, weights_path: Optional[str] = None, score_threshold: float = 0.6,
                  nms_threshold: float = 0.3, top_k: int = 5000, keep_top_k: int = 750,
-                 bucket: bool = True):
+                 bucket: bool = True, max_batch: int = 8):
         self.weights_path = weights_path or default_weights_path()
         self.variables = load_faceboxes_weights(self.weights_path)
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.top_k, self.keep_top_k, self.bucket = top_k, keep_top_k, bucket
+        self.max_batch = max_batch  # detect_batch: images per network call (a power of 2)
         self.model = FaceBoxesV2()
         self._forward = jax.jit(self._forward_impl)
 
@@ -214,23 +215,31 @@ class FaceDetector:
         return dets
 
     def detect_batch(self, images: Sequence[np.ndarray], color: str = "rgb") -> list[np.ndarray]:
-        """Detections for each image (sizes may differ): one network call on the images
-        zero-padded to a common size, the batch padded to a power of two (fewer compiles)."""
+        """Detections for each image (sizes may differ), as detect() gives them one by one.
+        Images of one padded size (bucket_size() sides; the exact size with bucket=False) run
+        together, in batches of max_batch, ..., 4, 2, 1 images: no image is padded beyond its
+        own size (a small image padded to a big one's size would cost the big one's time), no
+        batch slot is empty, and the compiled shapes stay few (a handful per padded size)."""
         bgr = [_as_bgr(im, color) for im in images]
-        if not bgr:
-            return []
-        h = max(im.shape[0] for im in bgr)
-        w = max(im.shape[1] for im in bgr)
-        if self.bucket:
-            h, w = bucket_size(h), bucket_size(w)
-        n = len(bgr) if not self.bucket else 1 << (len(bgr) - 1).bit_length()
-        batch = np.zeros((n, h, w, 3), np.uint8)
-        valid = np.zeros((n, 2), np.int32)  # padding slots: empty images, no anchors
+        groups: dict = {}
         for k, im in enumerate(bgr):
-            batch[k, : im.shape[0], : im.shape[1]] = im
-            valid[k] = im.shape[:2]
-        boxes, scores = jax.device_get(self._forward(self.variables, batch, valid))
-        return [self._postprocess(boxes[k], scores[k]) for k in range(len(bgr))]
+            h, w = im.shape[:2]
+            key = (bucket_size(h), bucket_size(w)) if self.bucket else (h, w)
+            groups.setdefault(key, []).append(k)
+        results: list = [None] * len(bgr)
+        for (h, w), members in groups.items():
+            while members:
+                n = min(self.max_batch, 1 << (len(members).bit_length() - 1))  # largest 2^k <= left
+                part, members = members[:n], members[n:]
+                batch = np.zeros((n, h, w, 3), np.uint8)
+                valid = np.zeros((n, 2), np.int32)
+                for slot, k in enumerate(part):
+                    batch[slot, : bgr[k].shape[0], : bgr[k].shape[1]] = bgr[k]
+                    valid[slot] = bgr[k].shape[:2]
+                boxes, scores = jax.device_get(self._forward(self.variables, batch, valid))
+                for slot, k in enumerate(part):
+                    results[k] = self._postprocess(boxes[slot], scores[slot])
+        return results
 
     def detect(self, image: np.ndarray, color: str = "rgb") -> np.ndarray:
         return self.detect_batch([image], color)[0]

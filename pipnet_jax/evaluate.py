@@ -1,37 +1,59 @@
-"""Evaluation: predictions over eval batches -> NME / FR / AUC per split, CED plot, overlays.
+"""Evaluation: predictions over eval batches -> NME / FR / AUC per split, per-face NMEs, CED.
 
 An `Evaluator` is one evaluated split (big_vision's evaluators): `Evaluator(predict_fn,
 eval_set, landmark_set).run(variables)`; `evaluate(evaluators, variables, workdir, ...)` runs
-them all and writes results.json, ced.png and predictions.png. No TensorFlow here: an eval set
-is anything with `key` and `batches(batch_size)` giving dicts with 'image' (uint8 NHWC),
-'landmarks' (normalised GT) and optionally 'valid' (padding mask)."""
+them all and writes, per tag (no suffix for 'final', `_<tag>` otherwise):
+  results.json     {split: {nme, fr, auc, count}, 'provenance': {pipnet_jax_version, git_commit}}
+  nmes.csv         split,image_id,nme,failure: one row per face, failure = NME > 0.1 (FR)
+  ced.csv          split,nme,fraction: the CED curve (fraction of faces with NME <= nme) on
+                   metrics.ced_curve's grid, to overlay on a paper's curves
+  ced.png          the same curves drawn as papers draw them (matplotlib, Agg), NME/FR/AUC in
+                   the legend
+  predictions.png  faces of the first split, ground truth green, prediction red
+No TensorFlow here: an eval set is anything with `key` and `batches(batch_size)` giving dicts
+with 'image' (uint8 NHWC), 'landmarks' (normalised GT) and optionally 'valid' (padding mask)
+and 'image_id' (str; where absent or empty a face is named by its index in the split)."""
+import csv
 import dataclasses
+import io
 import os
 from typing import Callable, Iterable
 
 import cv2
 import jax
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from pipnet_jax.files import write_image_atomic, write_json_atomic
-from pipnet_jax.metrics import ced_curve, fr_auc, nme, normalizer
+from pipnet_jax.files import atomic_write_bytes, atomic_write_text, write_image_atomic, write_json_atomic
+from pipnet_jax.metrics import FAILURE_THRESHOLD, ced_curve, failures, fr_auc, nme, normalizer
+from pipnet_jax.version import provenance
+
+# results.json's key for the version and commit that made it (every other key is a split)
+PROVENANCE_KEY = "provenance"
 
 
-def predict_split(predict: Callable, batches: Iterable[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(predicted landmarks, GT landmarks, images) of the valid entries, all on the host."""
-    preds, gts, images = [], [], []
+def predict_split(predict: Callable, batches: Iterable[dict]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted landmarks, GT landmarks, images, image ids) of the valid entries, all on the
+    host. A face without a stored id (no 'image_id' in its batch, or '') gets its index in
+    the split."""
+    preds, gts, images, ids = [], [], [], []
     for batch in batches:
         valid = np.asarray(batch.get("valid", np.ones(len(batch["image"]), bool)))
         landmarks = np.asarray(predict(batch["image"]))
         preds.append(landmarks[valid])
         gts.append(np.asarray(batch["landmarks"])[valid])
         images.append(np.asarray(batch["image"])[valid])
+        stored = np.asarray(batch.get("image_id", [""] * len(valid)), dtype=str)[valid]
+        first = len(ids)
+        ids.extend(str(s) or str(first + k) for k, s in enumerate(stored))
     if not preds:
         raise ValueError("the evaluation split is empty")
-    return np.concatenate(preds), np.concatenate(gts), np.concatenate(images)
+    return np.concatenate(preds), np.concatenate(gts), np.concatenate(images), np.array(ids, dtype=str)
 
 
-def split_metrics(pred: np.ndarray, gt: np.ndarray, landmark_set, threshold: float = 0.1) -> dict:
+def split_metrics(pred: np.ndarray, gt: np.ndarray, landmark_set, threshold: float = FAILURE_THRESHOLD) -> dict:
     """NME (inter-ocular as the original, in the normalised crop frame), FR and AUC at 0.1."""
     nmes = nme(pred, gt, normalizer(gt, landmark_set, "inter_ocular"))
     fr, auc = fr_auc(nmes, threshold)
@@ -47,29 +69,67 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def draw_ced(path: str, curves: dict, threshold: float = 0.1, size=(640, 480)) -> None:
-    """Cumulative error distribution (fraction of faces with NME <= x) per split, as a PNG."""
-    w, h = size
-    left, bottom, right, top = 60, 50, 20, 20
-    canvas = np.full((h, w, 3), 255, np.uint8)
-    x0, y0, x1, y1 = left, h - bottom, w - right, top
-    cv2.rectangle(canvas, (x0, y1), (x1, y0), (0, 0, 0), 1)
-    for k in range(6):
-        fx = k / 5
-        cv2.putText(canvas, f"{threshold * fx:.2f}", (int(x0 + fx * (x1 - x0)) - 14, y0 + 18),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-        cv2.putText(canvas, f"{fx:.1f}", (x0 - 30, int(y0 - fx * (y0 - y1)) + 4),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-    cv2.putText(canvas, "NME", ((x0 + x1) // 2 - 10, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    colours = [(200, 60, 20), (20, 140, 20), (20, 20, 200), (160, 20, 160), (20, 160, 160),
-               (120, 120, 0), (0, 90, 200), (90, 90, 90)]
+def _csv_text(header: tuple, rows: Iterable) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return out.getvalue()
+
+
+def nmes_csv(splits: dict, threshold: float = FAILURE_THRESHOLD) -> str:
+    """splits: {split: (image ids, per-face NMEs)} -> CSV text, one row per face:
+    split,image_id,nme,failure (failure 1 where NME > threshold). NMEs are written in full
+    (round-trip) precision, so their mean is results.json's nme."""
+    return _csv_text(("split", "image_id", "nme", "failure"),
+                     ((split, i, float(e), int(f)) for split, (ids, nmes) in splits.items()
+                      for i, e, f in zip(ids, nmes, failures(nmes, threshold))))
+
+
+def ced_csv(curves: dict, threshold: float = FAILURE_THRESHOLD) -> str:
+    """curves: {split: per-face NMEs} -> CSV text split,nme,fraction on metrics.ced_curve's grid
+    (grid points rounded to 12 significant digits: 0.0003, not 0.00030000000000000003)."""
+    rows = []
+    for split, nmes in curves.items():
+        xs, ys = ced_curve(nmes, threshold)
+        rows.extend((split, float(f"{x:.12g}"), float(y)) for x, y in zip(xs, ys))
+    return _csv_text(("split", "nme", "fraction"), rows)
+
+
+def ced_figure(curves: dict, threshold: float = FAILURE_THRESHOLD, dpi: int = 150) -> Figure:
+    """The cumulative error distribution of every split, drawn as papers draw it: x = NME from
+    0 to the failure threshold, y = fraction of faces with NME <= x, grid, and a legend with
+    each curve's NME / FR / AUC. A bare Figure on matplotlib's Agg canvas: no display, no pyplot."""
+    figure = Figure(figsize=(6.4, 4.8), dpi=dpi)
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
     for i, (name, nmes) in enumerate(curves.items()):
         xs, ys = ced_curve(nmes, threshold)
-        pts = np.stack([x0 + xs / threshold * (x1 - x0), y0 - ys * (y0 - y1)], -1).astype(np.int32)
-        colour = colours[i % len(colours)]
-        cv2.polylines(canvas, [pts], False, colour, 2)
-        cv2.putText(canvas, name, (x0 + 10, y1 + 18 + 16 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
-    write_image_atomic(path, canvas[..., ::-1])  # drawn in BGR colours
+        fr, auc = fr_auc(nmes, threshold)
+        ax.plot(xs, ys, linewidth=1.8, linestyle=("-", "--", "-.", ":")[i // 10 % 4],
+                label=f"{name}: NME {100 * float(np.mean(nmes)):.2f}%, FR {100 * fr:.2f}%, "
+                      f"AUC {auc:.4f}")
+    ax.set_xlim(0, threshold)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("NME")
+    ax.set_ylabel("fraction of faces")
+    ax.set_title(f"Cumulative error distribution (FR and AUC at {threshold:g})")
+    ax.grid(True, linestyle=":", linewidth=0.8)
+    ax.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def render_ced(curves: dict, threshold: float = FAILURE_THRESHOLD, dpi: int = 150) -> bytes:
+    """PNG bytes of `ced_figure`, rendered in memory."""
+    out = io.BytesIO()
+    ced_figure(curves, threshold, dpi).canvas.print_png(out)
+    return out.getvalue()
+
+
+def draw_ced(path: str, curves: dict, threshold: float = FAILURE_THRESHOLD) -> None:
+    """Writes `render_ced` atomically to `path`."""
+    atomic_write_bytes(path, render_ced(curves, threshold))
 
 
 def draw_predictions(images: np.ndarray, pred: np.ndarray, gt: np.ndarray, columns: int = 4) -> np.ndarray:
@@ -95,6 +155,7 @@ class SplitResult:
     images: np.ndarray       # the faces (uint8), for pictures
     pred: np.ndarray
     gt: np.ndarray
+    image_ids: np.ndarray    # str per face: the set's stored image_id, else its index in the split
 
 
 class Evaluator:
@@ -109,27 +170,32 @@ class Evaluator:
         return self.eval_set.key
 
     def run(self, variables) -> SplitResult:
-        pred, gt, images = predict_split(lambda im: self.predict_fn(variables, im)[0],
-                                         self.eval_set.batches(self.batch_size))
+        pred, gt, images, ids = predict_split(lambda im: self.predict_fn(variables, im)[0],
+                                              self.eval_set.batches(self.batch_size))
         metrics = split_metrics(pred, gt, self.landmark_set)
-        return SplitResult(metrics, metrics.pop("nmes"), images, pred, gt)
+        return SplitResult(metrics, metrics.pop("nmes"), images, pred, gt, ids)
 
 
 def evaluate(evaluators: list, variables, tag: str = "final", *, workdir: str, num_pictures: int = 16,
              writer=None, step: int = 0) -> dict:
-    """Runs every evaluator; on process 0 writes results[_<tag>].json ({key: metrics}), a CED
-    plot of every split and a picture of predictions on the first, and prints a table."""
+    """Runs every evaluator; on process 0 writes results[_<tag>].json ({key: metrics}),
+    nmes[_<tag>].csv (every face), ced[_<tag>].csv and ced[_<tag>].png (every split) and a
+    picture of predictions on the first split (see the module docstring), and prints a table."""
     variables = jax.device_get(variables)  # evaluation runs on each host's first device
-    results, curves, picture = {}, {}, None
+    results, curves, faces, picture = {}, {}, {}, None
     for evaluator in evaluators:
         r = evaluator.run(variables)
         results[evaluator.key], curves[evaluator.key] = r.metrics, r.nmes
+        faces[evaluator.key] = (r.image_ids, r.nmes)
         if picture is None:
             picture = draw_predictions(r.images[:num_pictures], r.pred, r.gt)
     if jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
         suffix = "" if tag == "final" else f"_{tag}"
-        write_json_atomic(os.path.join(workdir, f"results{suffix}.json"), results)
+        write_json_atomic(os.path.join(workdir, f"results{suffix}.json"),
+                          {**results, PROVENANCE_KEY: provenance()})
+        atomic_write_text(os.path.join(workdir, f"nmes{suffix}.csv"), nmes_csv(faces))
+        atomic_write_text(os.path.join(workdir, f"ced{suffix}.csv"), ced_csv(curves))
         draw_ced(os.path.join(workdir, f"ced{suffix}.png"), curves)
         write_image_atomic(os.path.join(workdir, f"predictions{suffix}.png"), picture)
         if writer is not None:

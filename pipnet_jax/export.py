@@ -6,16 +6,21 @@ Formats:
   saved_model  a TensorFlow SavedModel made by jax2tf; signature `serving_default`,
                input `images`, outputs `landmarks` and `confidence`.
   tflite       that graph converted to TFLite, float32, TFLITE_BUILTINS ops only.
+  onnx         ONNX by jax2onnx (export_onnx.py), run by ONNX Runtime; --onnx_layout
+               end_to_end (default: this contract, input `images`) or compat (normalised
+               float32 NCHW in, the five raw heads out as the community's PIPNet ONNX files).
 
 Each export also writes `<path>.json` saying what the artifact is. The batch dimension is
 symbolic (any batch size) unless batch_size is given. The weights are embedded as constants.
 TensorFlow is imported only by the SavedModel/TFLite functions (optional exporters); the
 SavedModel/TFLite graph decodes with decode.graph_decoder, the jax artifact with the jitted
-decoder of the predict function evaluation uses.
+decoder of the predict function evaluation uses. jax2onnx, onnx and onnxruntime are imported
+only by export_onnx.py's functions (requirements-onnx.txt).
 
     python -m pipnet_jax.export --workdir workdirs/wflw --format tflite --out wflw.tflite
     python -m pipnet_jax.export --torch_checkpoint epoch59.pth --num_landmarks 98 \\
         --backbone resnet18 --meanface meanface.txt --format jax --out wflw_r18.jax
+    python -m pipnet_jax.export --workdir workdirs/wflw --format onnx --out wflw.onnx
 """
 import argparse
 import json
@@ -27,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pipnet_jax import export_onnx as onnx_format
 from pipnet_jax.checkpoint import CheckpointError
 from pipnet_jax.decode import graph_decoder
 from pipnet_jax.files import atomic_dir, atomic_write_bytes, write_json_atomic
@@ -34,9 +40,10 @@ from pipnet_jax.images import normalize_images
 from pipnet_jax.inference import make_predict_fn
 from pipnet_jax.workdir import load_model, load_torch_model
 
-FORMATS = ("jax", "saved_model", "tflite")
-__all__ = ["FORMATS", "export_jax", "export_saved_model", "export_tflite", "graph_decoder",
-           "load_jax", "load_saved_model", "load_tflite", "main", "metadata_path", "read_metadata"]
+FORMATS = ("jax", "saved_model", "tflite", "onnx")
+__all__ = ["FORMATS", "export_jax", "export_onnx", "export_saved_model", "export_tflite",
+           "graph_decoder", "load_jax", "load_onnx", "load_saved_model", "load_tflite", "main",
+           "metadata_path", "read_metadata"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -228,6 +235,50 @@ def load_tflite(path: str, num_threads=None, xnnpack: bool = True):
     return predict
 
 
+# --------------------------------------------------------------------------- ONNX
+def export_onnx(path: str, model, variables, neighbors, input_size: int = 256, batch_size=None,
+                layout: str = "end_to_end", opset: int = onnx_format.DEFAULT_OPSET) -> dict:
+    """An .onnx file (weights inside) in one of onnx_format.LAYOUTS, converted by jax2onnx and
+    simplified (BatchNorm folded; standard ONNX ops only). Returns the metadata written to
+    <path>.json (compat: with the neighbour table and normalisation a runtime needs)."""
+    if layout not in onnx_format.LAYOUTS:
+        raise ValueError(f"unknown ONNX layout {layout!r}; expected one of {onnx_format.LAYOUTS}")
+    neighbors = _check_neighbors(model, neighbors)
+    atomic_write_bytes(path, onnx_format.convert(model, variables, neighbors, input_size,
+                                                 batch_size, layout, opset))
+    return _write_metadata(path, "onnx", model, neighbors, input_size, batch_size,
+                           **onnx_format.layout_metadata(layout, neighbors, input_size, opset))
+
+
+def load_onnx(path: str, num_threads=None, optimization: str = "all", providers=None):
+    """-> fn(uint8 images) -> (landmarks, confidence) as numpy arrays, via ONNX Runtime (no
+    TensorFlow, no jit). A compat file gives fn(normalised float32 NCHW) -> the five raw heads
+    (NCHW numpy). num_threads default: ONNX Runtime's; optimization: the graph optimisation
+    level at load ('all' is the fastest on CPU here, see the README's benchmark)."""
+    sess = onnx_format.session(path, num_threads, optimization, providers)
+    inp = sess.get_inputs()[0]
+    layout = onnx_format.layout_of(sess)
+    fixed = inp.shape[0] if isinstance(inp.shape[0], int) else None
+    size = int(inp.shape[2])
+
+    def predict(images):
+        return tuple(sess.run(None, {inp.name: np.asarray(_check_images(images, size, fixed))}))
+
+    def predict_raw(x):
+        x = np.asarray(x)
+        want = (3, size, size)
+        if x.dtype != np.float32 or x.ndim != 4 or x.shape[1:] != want or x.shape[0] == 0 \
+                or (fixed and x.shape[0] != fixed):
+            raise ValueError(f"this compat PIPNet ONNX expects normalised float32 NCHW images of "
+                             f"shape ({fixed or 'B'}, {', '.join(map(str, want))}); got "
+                             f"{x.dtype} {x.shape}")
+        return tuple(sess.run(None, {inp.name: x}))
+
+    run = predict if layout == "end_to_end" else predict_raw
+    run.input_size, run.layout = size, layout
+    return run
+
+
 # --------------------------------------------------------------------------- CLI
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m pipnet_jax.export", description=__doc__,
@@ -239,6 +290,9 @@ def parse_args(argv):
     p.add_argument("--out", required=True, help="output file (SavedModel: folder)")
     p.add_argument("--batch_size", type=int, default=None, help="fixed batch; default: any")
     p.add_argument("--platforms", default="cpu", help="jax/saved_model: e.g. cpu,cuda")
+    p.add_argument("--onnx_layout", choices=onnx_format.LAYOUTS, default="end_to_end",
+                   help="onnx: uint8 in, landmarks out (default); or compat: the raw heads")
+    p.add_argument("--onnx_opset", type=int, default=onnx_format.DEFAULT_OPSET, help="onnx opset")
     g = p.add_argument_group("with --torch_checkpoint")
     g.add_argument("--num_landmarks", type=int)
     g.add_argument("--backbone", default="resnet18")
@@ -268,9 +322,12 @@ def main(argv=None) -> dict:
         meta = export_jax(*args, platforms=platforms)
     elif a.format == "saved_model":
         meta = export_saved_model(*args, platforms=platforms)
+    elif a.format == "onnx":
+        meta = export_onnx(*args, layout=a.onnx_layout, opset=a.onnx_opset)
     else:
         meta = export_tflite(*args)
-    print(f"wrote {a.out} ({a.format}: PIPNet {model.backbone}, {model.num_landmarks} landmarks, "
+    kind = f"onnx {a.onnx_layout}" if a.format == "onnx" else a.format
+    print(f"wrote {a.out} ({kind}: PIPNet {model.backbone}, {model.num_landmarks} landmarks, "
           f"{input_size}x{input_size}, batch {meta['batch_size']}) and {metadata_path(a.out)}")
     return meta
 

@@ -121,6 +121,14 @@ class Predictor:
             self._detector = make_detector("faceboxes")
         return self._detector
 
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The detector's (K, 5) boxes for each RGB image: one batched call when the detector
+        has detect_batch (FaceBoxesV2: same results as one by one), else image by image."""
+        detect_batch = getattr(self.detector, "detect_batch", None)
+        if detect_batch is not None:
+            return list(detect_batch(images))
+        return [self.detector.detect(im) for im in images]
+
     def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K, S, S, 3) uint8 crops -> landmarks (K, N, 2) in [0, 1] and confidence (K, N),
         in padded batches of self.batch_size."""
@@ -136,10 +144,11 @@ class Predictor:
         return self.predict_many([image], None if boxes is None else [boxes])[0]
 
     def predict_many(self, images: Sequence, boxes: Optional[Sequence] = None) -> list[list[Face]]:
-        """Faces of many images, their crops batched together."""
+        """Faces of many images: one batched detection (detect_many) unless boxes are given,
+        then their crops batched together; the same faces as predict() image by image."""
         images = [_check_image(im, f"images[{i}]") for i, im in enumerate(images)]
         if boxes is None:
-            boxes = [self.detector.detect(im) for im in images]
+            boxes = self.detect_many(images)
         elif len(boxes) != len(images):
             raise ValueError(f"got {len(boxes)} box lists for {len(images)} images")
         crops, geometry = [], []

@@ -1,10 +1,13 @@
-"""Command line: python -m pipnet_jax.main --config configs/synthetic.py --workdir DIR [--mode ...].
+"""Command line: python -m pipnet_jax.main --config configs/synthetic.py --workdir DIR [--mode ...]
+(the same as `pipnet-jax MODE --config ...`, pipnet_jax/cli.py).
 
 Modes: `train` (default: train, resuming from DIR's latest checkpoint, then evaluate), `eval`
 (DIR's checkpoint, or a PyTorch .pth given as --config.eval.torch_checkpoint), `predict`
-(images, folders, videos), `stc` (self-training with curriculum), `bench` (JAX vs the PyTorch
-reference) and `demo` (a random PIPNet on a generated face, with a parity report against the
-PyTorch reference). Config fields are overridable: --config.train.batch_size=64.
+(images, folders, videos), `stc` (self-training with curriculum), `label` (pseudo-label a
+corpus with DIR's model), `export` (DIR's model as a deployable file), `bench` (JAX vs the
+PyTorch reference) and `demo` (a random PIPNet on a generated face, with a parity report
+against the PyTorch reference). --config is a file or a packaged config's name (`wflw`,
+`wflw:r101`). Config fields are overridable: --config.train.batch_size=64.
 This module only dispatches: each mode is one function of the module that owns it."""
 import importlib
 import os
@@ -15,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from pipnet_jax.configs import resolve  # noqa: E402
 from pipnet_jax.errors import EXPECTED_ERRORS  # noqa: E402
 
 # mode -> (module, function(config, workdir)); imported on use, so a mode loads only what it
@@ -23,6 +27,8 @@ MODES = {"train": ("pipnet_jax.experiment", "run_train"),
          "eval": ("pipnet_jax.experiment", "run_eval"),
          "predict": ("pipnet_jax.predict", "run_predict"),
          "stc": ("pipnet_jax.stc", "run_stc"),
+         "label": ("pipnet_jax.stc.labelling", "run_label"),
+         "export": ("pipnet_jax.export", "run_export"),
          "bench": ("pipnet_jax.bench.inference", "run_from_config"),
          "demo": ("pipnet_jax.bench.demo", "run_from_config")}
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
@@ -50,5 +56,28 @@ def main(argv):
         sys.exit(f"error: {e}")  # the message says what to do; no traceback
 
 
+def resolve_config_flag(argv: list[str]) -> list[str]:
+    """--config NAME or --config=NAME (a packaged config) -> its file; a path stays as it is."""
+    out, i = list(argv), 0
+    while i < len(out):
+        if out[i] == "--config" and i + 1 < len(out):
+            out[i + 1] = resolve(out[i + 1])
+            i += 1
+        elif out[i].startswith("--config="):
+            out[i] = "--config=" + resolve(out[i].split("=", 1)[1])
+        i += 1
+    return out
+
+
+def run(argv: list[str]) -> None:
+    """absl's app.run on argv (argv[0]: the program name) with --config resolved."""
+    try:
+        argv = resolve_config_flag(argv)
+    except FileNotFoundError as e:
+        sys.exit(f"error: {e}")
+    sys.argv = argv  # ml_collections reads the --config.* overrides from sys.argv
+    app.run(main, argv=argv)
+
+
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    run(sys.argv)

@@ -115,3 +115,13 @@ def fr_auc(nmes, threshold: float = 0.1, step: float = 1e-4):
     fr = 1.0 - ys[-1]
     auc = scipy.integrate.simpson(ys, x=xs) / threshold
     return float(fr), float(auc)
+
+
+# A face whose NME exceeds this fails (FR@0.1 of the papers and of `fr_auc`'s default).
+FAILURE_THRESHOLD = 0.1
+
+
+def failures(nmes, threshold: float = FAILURE_THRESHOLD) -> np.ndarray:
+    """Per-sample failure flags (bool, NME > threshold): `fr_auc(nmes, threshold)[0]` is
+    their mean."""
+    return _check_nmes(nmes) > threshold

@@ -1,10 +1,19 @@
-"""--mode=predict: landmarks for an image, a folder of images or a video.
+"""--mode=predict: landmarks for an image, a folder of images, a video or a camera.
 
-Writes overlays (images: <name>.jpg; video: <name>_landmarks.mp4/.avi with the same frames)
-and the points as landmarks.json and landmarks.csv into the output folder. A folder run goes
-on past unreadable files and reports them at the end."""
+Images: a folder runs in chunks of `predict.batch_size` images; each chunk is one batched
+detection and one batched pass of all its faces' crops (the same landmarks as one image at a
+time, faster). Video and camera: faces are tracked between frames and keep an id while they
+are followed (tracking.FaceTracker); a camera (`predict.input=0`) runs until
+`predict.max_frames` frames or Ctrl-C.
+
+Writes overlays (images: <name>.jpg; video: <name>_landmarks.mp4/.avi, camera:
+camera<index>_landmarks.avi, with the same frames), optional iBUG .pts files per image, and the
+points as landmarks.json and landmarks.csv into the output folder. A folder run goes on past
+unreadable files and reports them at the end."""
 import csv
 import os
+import time
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -12,7 +21,8 @@ from tqdm import tqdm
 
 from pipnet_jax.detection import make_detector
 from pipnet_jax.errors import UserError
-from pipnet_jax.files import IMAGE_EXTENSIONS, atomic_path, write_image_atomic, write_json_atomic
+from pipnet_jax.files import (IMAGE_EXTENSIONS, ImageReadError, atomic_path, atomic_write_text,
+                              read_image, write_image_atomic, write_json_atomic)
 from pipnet_jax.inference import Predictor
 from pipnet_jax.landmarks import wflw98_to_68
 from pipnet_jax.tracking import FaceTracker
@@ -23,6 +33,7 @@ class InputError(UserError, ValueError):
 
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+CSV_COLUMNS = ["source", "frame", "face", "point", "x", "y", "confidence"]
 
 
 def make_predictor(config, workdir):
@@ -37,6 +48,20 @@ def make_predictor(config, workdir):
                                                batch_size=p.batch_size, detector=detector)
     return Predictor.from_workdir(workdir, batch_size=p.batch_size, detector=detector)
 
+
+def camera_index(source: str) -> Optional[int]:
+    """A camera index ('0', '1', ...) unless a file or folder of that name exists."""
+    source = str(source).strip()
+    return int(source) if source.isdigit() and not os.path.exists(source) else None
+
+
+def open_capture(source):
+    """The frame source of a video file or a camera index (cv2.VideoCapture). The one place
+    frames come from: a test replaces it with a fake capture (isOpened, get, read, release)."""
+    return cv2.VideoCapture(source)
+
+
+# ----------------------------------------------------------------------------- outputs
 
 def to_68(face):
     """WFLW 98 -> 68 points in the crop's normalised frame, as the original converts labels."""
@@ -59,9 +84,10 @@ def draw(image_bgr, faces):
     return out
 
 
-def face_record(face):
-    return {"box": [round(float(v), 2) for v in face.box], "score": round(face.score, 4),
-            "landmarks": np.round(face.landmarks, 3).tolist(),
+def face_record(face, face_id: int) -> dict:
+    """One face in landmarks.json; `id` is its index in the image, or its track id in a video."""
+    return {"id": int(face_id), "box": [round(float(v), 2) for v in face.box],
+            "score": round(face.score, 4), "landmarks": np.round(face.landmarks, 3).tolist(),
             "confidence": np.round(face.confidence, 4).tolist()}
 
 
@@ -69,94 +95,175 @@ def write_outputs(output, records):
     write_json_atomic(os.path.join(output, "landmarks.json"), {"results": records})
     with atomic_path(os.path.join(output, "landmarks.csv")) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["source", "frame", "face", "point", "x", "y", "confidence"])
+        w.writerow(CSV_COLUMNS)
         for r in records:
             for k, face in enumerate(r.get("faces", [])):
                 for i, ((x, y), c) in enumerate(zip(face["landmarks"], face["confidence"])):
-                    w.writerow([r["source"], r.get("frame", ""), k, i, x, y, c])
+                    w.writerow([r["source"], r.get("frame", ""), face.get("id", k), i, x, y, c])
 
 
-def predict_images(predictor, paths, output, convert_68=False):
-    """Returns (records, failures); each image's overlay is written as it is done."""
+def pts_text(landmarks) -> str:
+    """The iBUG / 300W .pts format: 'version: 1', 'n_points: N', '{', N lines 'x y', '}'."""
+    lines = ["version: 1", f"n_points: {len(landmarks)}", "{"]
+    lines += [f"{x:.3f} {y:.3f}" for x, y in np.asarray(landmarks, np.float64)]
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+def write_pts(output: str, name: str, faces) -> list:
+    """<name>.pts for an image with one face, <name>_<k>.pts for face k of several (k as in
+    landmarks.csv); nothing for no face. Each file written atomically."""
+    paths = []
+    for k, face in enumerate(faces):
+        path = os.path.join(output, f"{name}.pts" if len(faces) == 1 else f"{name}_{k}.pts")
+        atomic_write_text(path, pts_text(face.landmarks))
+        paths.append(path)
+    return paths
+
+
+# ----------------------------------------------------------------------------- images
+
+def image_faces(predictor, paths, batch_size: int):
+    """(path, RGB image, faces) per path, in order, or (path, None, error message) for a file
+    that cannot be read. Runs in chunks of batch_size images: Predictor.predict_many detects
+    the chunk in one batched call and runs all its faces' crops together."""
+    for start in range(0, len(paths), max(1, batch_size)):
+        chunk = []
+        for path in paths[start:start + max(1, batch_size)]:
+            try:
+                chunk.append((path, read_image(path)))
+            except ImageReadError:
+                chunk.append((path, None))
+        readable = [image for _, image in chunk if image is not None]
+        results = iter(predictor.predict_many(readable) if readable else [])
+        for path, image in chunk:
+            if image is None:
+                yield path, None, (f"{path}: cannot read the image (missing, not an image, "
+                                   f"damaged or truncated)")
+            else:
+                yield path, image, next(results)
+
+
+def predict_images(predictor, paths, output, convert_68=False, batch_size: int = 1,
+                   pts: bool = False):
+    """Returns (records, failures); each image's overlay (and .pts) is written as it is done."""
     records, failures = [], []
-    for path in tqdm(paths, desc="predict", unit="image", disable=len(paths) < 2):
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            failures.append(f"{path}: cannot read the image (missing, not an image, or damaged)")
-            records.append({"source": path, "error": failures[-1]})
+    bar = tqdm(total=len(paths), desc="predict", unit="image", disable=len(paths) < 2)
+    for path, image, faces in image_faces(predictor, paths, batch_size):
+        bar.update(1)
+        if image is None:
+            failures.append(faces)
+            records.append({"source": path, "error": faces})
             continue
-        faces = predictor.predict(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         if convert_68:
             faces = [to_68(f) for f in faces]
         if not faces:
-            print(f"{path}: no face found")
+            tqdm.write(f"{path}: no face found")
         name = os.path.splitext(os.path.basename(path))[0]
-        write_image_atomic(os.path.join(output, f"{name}.jpg"), draw(bgr, faces)[..., ::-1])
-        records.append({"source": path, "faces": [face_record(f) for f in faces]})
+        write_image_atomic(os.path.join(output, f"{name}.jpg"),
+                           draw(image[..., ::-1], faces)[..., ::-1])
+        if pts:
+            write_pts(output, name, faces)
+        records.append({"source": path, "faces": [face_record(f, k) for k, f in enumerate(faces)]})
+    bar.close()
     return records, failures
 
 
-def predict_video(predictor, path, output, p):
-    cap = cv2.VideoCapture(path)
+# ----------------------------------------------------------------------------- video, camera
+
+def predict_video(predictor, source, output, p):
+    """A video file (path) or a camera (int index): overlay video + one record per frame; a
+    face's `id` is its track id. Stops at the end of the source, after p.max_frames frames
+    (0: no limit) or on Ctrl-C (what was done is kept)."""
+    camera = isinstance(source, int)
+    label = f"camera:{source}" if camera else source
+    cap = open_capture(source)
     if not cap.isOpened():
-        raise InputError(f"{path}: cannot open the video (missing file or unsupported codec)")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    name, ext = os.path.splitext(os.path.basename(path))
-    out_path = os.path.join(output, f"{name}_landmarks{'.mp4' if ext.lower() == '.mp4' else '.avi'}")
-    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out_path.endswith(".mp4") else "MJPG"))
+        if camera:
+            raise InputError(f"camera {source}: cannot open it (no such camera, no permission, "
+                             f"or in use by another program)")
+        raise InputError(f"{source}: cannot open the video (missing file or unsupported codec)")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and fps > 0 else 30.0  # cameras often report 0
+    frames = None if camera else int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    frames = frames if frames and frames > 0 else None
+    if p.max_frames > 0:
+        frames = min(frames or p.max_frames, p.max_frames)
+    if camera:
+        name, mp4 = f"camera{source}", False
+    else:
+        name, ext = os.path.splitext(os.path.basename(source))
+        mp4 = ext.lower() == ".mp4"
+    out_path = os.path.join(output, f"{name}_landmarks{'.mp4' if mp4 else '.avi'}")
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if mp4 else "MJPG"))
     tracker = FaceTracker(predictor, fps=fps, redetect_every=p.redetect_every,
                           min_confidence=p.min_confidence, smooth=p.smooth,
                           min_cutoff=p.min_cutoff, beta=p.beta)
-    writer, records, index = None, [], 0
-    with tqdm(total=frames, desc="video", unit="frame") as bar:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            if writer is None:
-                writer = cv2.VideoWriter(out_path, fourcc, fps,
-                                         (bgr.shape[1], bgr.shape[0]))
-            faces = tracker(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            if p.to_68:
-                faces = [to_68(f) for f in faces]
-            writer.write(draw(bgr, faces))
-            records.append({"source": path, "frame": index, "faces": [face_record(f) for f in faces]})
-            index += 1
-            bar.update(1)
-    cap.release()
-    if writer is not None:
-        writer.release()
-    if index == 0:
-        raise InputError(f"{path}: the video has no readable frames")
+    writer, records = None, []
+    try:
+        with tqdm(total=frames, desc="camera" if camera else "video", unit="frame") as bar:
+            while p.max_frames <= 0 or len(records) < p.max_frames:
+                ok, bgr = cap.read()
+                if not ok or bgr is None:
+                    break
+                if writer is None:
+                    writer = cv2.VideoWriter(out_path, fourcc, fps, (bgr.shape[1], bgr.shape[0]))
+                tracked = tracker.track(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                if p.to_68:
+                    tracked = [(i, to_68(f)) for i, f in tracked]
+                writer.write(draw(bgr, [f for _, f in tracked]))
+                records.append({"source": label, "frame": len(records),
+                                "faces": [face_record(f, i) for i, f in tracked]})
+                bar.update(1)
+    except KeyboardInterrupt:  # a camera runs until stopped: keep what was done
+        print(f"stopped after {len(records)} frames")
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    if not records:
+        raise InputError(f"camera {source}: no frame could be read" if camera else
+                         f"{source}: the video has no readable frames")
     return records, out_path
+
+
+# ----------------------------------------------------------------------------- the mode
+
+def list_images(folder: str) -> list:
+    paths = sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                   if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not paths:
+        raise InputError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+    return paths
 
 
 def run_predict(config, workdir: str) -> dict:
     p = config.predict
-    if not p.input:
-        raise InputError("give --config.predict.input=IMAGE, FOLDER or VIDEO")
-    if not os.path.exists(p.input):
-        raise FileNotFoundError(f"predict.input {p.input} does not exist")
+    source = str(p.input).strip()
+    if not source:
+        raise InputError("give --config.predict.input=IMAGE, FOLDER, VIDEO or a camera index (0)")
+    camera = camera_index(source)
+    if camera is None and not os.path.exists(source):
+        raise FileNotFoundError(f"predict.input {source} does not exist")
+    if p.batch_size < 1:
+        raise InputError(f"predict.batch_size must be >= 1, got {p.batch_size}")
+    video = camera is not None or source.lower().endswith(VIDEO_EXTS)
+    paths = list_images(source) if os.path.isdir(source) else [source]
     output = p.output or os.path.join(workdir, "predict")
     os.makedirs(output, exist_ok=True)
     predictor = make_predictor(config, workdir)
-    failures = []
-    if os.path.isdir(p.input):
-        paths = sorted(os.path.join(p.input, f) for f in os.listdir(p.input)
-                       if f.lower().endswith(IMAGE_EXTENSIONS))
-        if not paths:
-            raise InputError(f"{p.input}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
-        records, failures = predict_images(predictor, paths, output, p.to_68)
-    elif p.input.lower().endswith(VIDEO_EXTS):
-        records, video = predict_video(predictor, p.input, output, p)
-        print(f"wrote {video}")
+    failures, start = [], time.perf_counter()
+    if video:
+        records, video_path = predict_video(predictor, source if camera is None else camera,
+                                            output, p)
+        print(f"wrote {video_path}")
     else:
-        records, failures = predict_images(predictor, [p.input], output, p.to_68)
-    write_outputs(output, records)
+        records, failures = predict_images(predictor, paths, output, p.to_68, p.batch_size,
+                                           p.pts)
+    seconds = time.perf_counter() - start
     found = sum(len(r.get("faces", [])) for r in records)
-    print(f"{len(records)} {'frames' if p.input.lower().endswith(VIDEO_EXTS) else 'images'}, "
-          f"{found} faces -> {output}/landmarks.json, landmarks.csv")
+    write_outputs(output, records)
+    print(f"{len(records)} {'frames' if video else 'images'}, {found} faces in {seconds:.1f} s "
+          f"({found / max(seconds, 1e-9):.1f} faces/s) -> {output}/landmarks.json, landmarks.csv")
     if failures:
         print(f"{len(failures)} file(s) failed:\n  " + "\n  ".join(failures))
-    return {"records": records, "failures": failures, "output": output}
+    return {"records": records, "failures": failures, "output": output, "seconds": seconds}

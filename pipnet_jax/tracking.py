@@ -2,7 +2,10 @@
 
 A face found by the detector is followed by moving and scaling its detector box with its
 landmarks (no detection per frame); the detector runs again every `redetect_every` frames, or
-when a face's mean confidence drops below `min_confidence`. Landmarks are smoothed with the
+when a face's mean confidence drops below `min_confidence`. Each track has an id that it keeps
+while it is followed: a fresh detection takes over the id (and the smoothing state) of the track
+whose box it overlaps most (one to one, IoU > 0.3), whatever the detector's order; a detection
+that matches no track is a new face and gets the next id never used before. Landmarks are smoothed with the
 One Euro filter (Casiez, Roussel, Vogel, CHI 2012): little lag on fast motion, little jitter
 when still."""
 import dataclasses
@@ -45,8 +48,23 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def match_boxes(old: list, new: list, min_iou: float = 0.3) -> dict:
+    """Greedy one-to-one matching {new index: old index}, highest IoU first, IoU > min_iou."""
+    pairs = sorted(((iou(a, b), i, j) for j, a in enumerate(old) for i, b in enumerate(new)),
+                   key=lambda p: -p[0])
+    matched, used = {}, set()
+    for overlap, i, j in pairs:
+        if overlap <= min_iou:
+            break
+        if i not in matched and j not in used:
+            matched[i] = j
+            used.add(j)
+    return matched
+
+
 @dataclasses.dataclass
 class Track:
+    id: int                     # the face's identity while it is followed (0, 1, 2, ...)
     box: np.ndarray             # detector-style box used for this frame's crop
     anchor: tuple               # (box, landmark centroid, landmark spread) at the last detection
     smoother: OneEuroFilter
@@ -65,20 +83,29 @@ class FaceTracker:
         self.filter_args = dict(min_cutoff=min_cutoff, beta=beta)
         self.tracks: list[Track] = []
         self.frames_since_detection = 0
+        self.next_id = 0
 
     def _detect(self, frame):
+        boxes = [np.asarray(det[:4], np.float64) for det in self.predictor.detector.detect(frame)]
+        # a face seen before keeps its id and its filter (smoothing survives re-detection)
+        matched = match_boxes([t.box for t in self.tracks], boxes)
         new = []
-        for det in self.predictor.detector.detect(frame):
-            box = np.asarray(det[:4], np.float64)
-            # keep the filter of the overlapping old track, so smoothing survives re-detection
-            old = max(self.tracks, key=lambda t: iou(t.box, box), default=None)
-            smoother = old.smoother if old is not None and iou(old.box, box) > 0.3 else \
-                OneEuroFilter(self.fps, **self.filter_args)
-            new.append(Track(box=box, anchor=(box, None, None), smoother=smoother))
+        for i, box in enumerate(boxes):
+            if i in matched:
+                old = self.tracks[matched[i]]
+                track_id, smoother = old.id, old.smoother
+            else:
+                track_id, smoother = self.next_id, OneEuroFilter(self.fps, **self.filter_args)
+                self.next_id += 1
+            new.append(Track(id=track_id, box=box, anchor=(box, None, None), smoother=smoother))
         self.tracks, self.frames_since_detection = new, 0
 
     def __call__(self, frame) -> list:
         """Faces (inference.Face) of one RGB frame, landmarks smoothed."""
+        return [face for _, face in self.track(frame)]
+
+    def track(self, frame) -> list:
+        """(track id, inference.Face) for each face of one RGB frame, landmarks smoothed."""
         lost = any(t.confidence < self.min_confidence for t in self.tracks if t.landmarks is not None)
         if not self.tracks or lost or self.frames_since_detection >= self.redetect_every:
             self._detect(frame)
@@ -100,4 +127,4 @@ class FaceTracker:
                 centre = (box0[:2] + box0[2:]) / 2 + (centroid - c0)
                 half = (box0[2:] - box0[:2]) / 2 * scale
                 track.box = np.concatenate([centre - half, centre + half])
-        return faces
+        return [(track.id, face) for track, face in zip(self.tracks, faces)]

@@ -23,6 +23,7 @@ from pipnet_jax.landmarks import get_landmark_set
 from pipnet_jax.meanface import neighbor_indices, read_meanface, released_meanface
 from pipnet_jax.models import PIPNet
 from pipnet_jax.torch_port import from_torch_state_dict, load_torch_checkpoint
+from pipnet_jax.version import provenance
 
 CONFIG_FILE, MEANFACE_FILE, CHECKPOINTS = "config.json", "meanface.txt", "checkpoints"
 # Config fields that must not change when a workdir is resumed or evaluated.
@@ -80,7 +81,7 @@ def check_config(config, workdir: str, write: bool = True) -> None:
                              f"--workdir or the same settings:\n  " + "\n  ".join(differ))
     elif write and jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
-        write_json_atomic(os.path.join(workdir, CONFIG_FILE), current)
+        write_json_atomic(os.path.join(workdir, CONFIG_FILE), {**current, **provenance()})
 
 
 def load_model(workdir: str, step: Optional[int] = None) -> LoadedModel:

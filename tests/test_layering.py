@@ -11,7 +11,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "pipnet_jax"
 
 # Layer of each module (dotted name below pipnet_jax; a package's entry covers its modules).
 LAYERS = {
-    0: ("errors", "files", "landmarks", "meanface", "crops"),
+    0: ("errors", "files", "landmarks", "meanface", "crops", "configs", "version"),
     1: ("models", "images", "targets", "losses", "decode", "metrics", "torch_port", "parallel",
         "checkpoint", "workdir"),
     2: ("inference", "detection", "tracking"),
@@ -19,7 +19,7 @@ LAYERS = {
     4: ("train", "evaluate"),
     5: ("experiment", "stc", "predict", "export"),
     6: ("bench",),
-    7: ("main", "__init__"),  # entry points
+    7: ("main", "cli", "__init__"),  # entry points
 }
 ENTRY = 7
 MAX_FUNCTION_LEVEL_IMPORTS = 5  # outside the entry points

@@ -63,9 +63,16 @@ class BatchNorm(nn.Module):
 
 
 def max_pool(x, kernel: int, stride: int, padding: int):
-    """torch.nn.MaxPool2d (padding with -inf, floor mode)."""
-    return nn.max_pool(x, (kernel, kernel), (stride, stride),
-                       ((padding, padding), (padding, padding)))
+    """torch.nn.MaxPool2d (padding with -inf, floor mode).
+
+    Written as an explicit -inf pad and an unpadded pool, with keyword arguments: the same
+    maths as nn.max_pool's own padding, in the form jax2onnx converts (it patches
+    nn.max_pool with a keyword-only signature and handles "VALID" only)."""
+    if padding:
+        x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)),
+                    constant_values=-jnp.inf)
+    return nn.max_pool(x, window_shape=(kernel, kernel), strides=(stride, stride),
+                       padding="VALID")
 
 
 def relu6(x):

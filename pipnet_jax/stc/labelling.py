@@ -9,12 +9,17 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from pipnet_jax import parallel
 from pipnet_jax.checkpoint import load_variables
 from pipnet_jax.data import builders
 from pipnet_jax.data.corpus import CorpusError
-from pipnet_jax.data.pseudo_labels import Manifest, as_source, read_shards
+from pipnet_jax.data.dataset import default_data_dir
+from pipnet_jax.data.pseudo_labels import Manifest, as_source, read_shards, summary
+from pipnet_jax.errors import ConfigError
 from pipnet_jax.evaluate import split_metrics
-from pipnet_jax.inference import predict_in_batches
+from pipnet_jax.inference import make_sharded_predict, predict_in_batches
+from pipnet_jax.stc.corpus_spec import open_corpus, prepare_corpus
+from pipnet_jax.workdir import load_model
 
 
 def teacher_id(workdir: str) -> str:
@@ -114,3 +119,29 @@ def pseudo_label_quality(out_dir: str, corpus_spec: dict, landmark_set) -> Optio
     result = split_metrics(np.stack(pred), np.stack(gt), landmark_set)
     result.pop("nmes")
     return result
+
+
+def run_label(config, workdir: str) -> dict:
+    """--mode=label: pseudo-labels config.label.corpus with the workdir's trained model, as one
+    STC pass (sharded over processes, resumable shard by shard, a manifest naming the model);
+    without training anything. Returns the pass's summary (summary() of each host folder)."""
+    parallel.initialize_distributed()
+    lab = config.label
+    spec = prepare_corpus(lab.corpus.to_dict(), default_data_dir(config, workdir), config.data.on_error)
+    if not spec:
+        raise ConfigError("label.corpus is empty: give --config.label.corpus.images=DIR (face crops), "
+                          "images + detect=faceboxes (whole pictures), boxes + images, or tfds")
+    loaded = load_model(workdir)
+    corpus = open_corpus(spec)
+    predict = make_sharded_predict(loaded.model, loaded.variables, loaded.neighbors, loaded.input_size)
+    out = lab.output or os.path.join(workdir, "labels")
+    folders = pseudo_label(predict, corpus, out, lab.task, teacher_id(workdir),
+                           shard_size=lab.shard_size, batch_size=lab.batch_size, relabel=lab.relabel,
+                           min_confidence=lab.min_confidence or None)
+    totals = {folder: summary(folder) for folder in folders}
+    if jax.process_index() == 0:
+        for folder, t in totals.items():
+            print(f"{folder}: {t['count']} faces labeled, {t['skipped']} skipped (reasons in its "
+                  f"manifest.json), {t['shards_done']}/{t['num_shards']} shards")
+    return totals
+

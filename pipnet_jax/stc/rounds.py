@@ -21,6 +21,7 @@ import jax
 
 from pipnet_jax import parallel
 from pipnet_jax.data import dataset as dataset_lib
+from pipnet_jax.evaluate import PROVENANCE_KEY
 from pipnet_jax.experiment import build_model, run_training
 from pipnet_jax.files import write_json_atomic
 from pipnet_jax.inference import make_sharded_predict
@@ -71,7 +72,9 @@ def run_stc(config, workdir: str) -> dict:
         if not os.path.exists(path):
             return None
         with open(path) as f:
-            return json.load(f)
+            results = json.load(f)
+        results.pop(PROVENANCE_KEY, None)  # stc_results.json: the metrics only
+        return results
 
     def train_round(round_dir, dataset, initial=None):
         result = run_training(config, round_dir, dataset, stc=True, initial_variables=initial)

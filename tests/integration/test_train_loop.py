@@ -225,7 +225,9 @@ def test_evaluate_reports_cross_domain_sets(shared_data, tmp_path):
     model = build_model(config, 68)
     results = make_evaluate(config, workdir, model, data)(init_variables(model, config), "final")
     with open(os.path.join(workdir, "results.json")) as f:
-        assert json.load(f) == results
+        stored = json.load(f)
+    assert stored.pop("provenance")["pipnet_jax_version"] == __import__("pipnet_jax").__version__
+    assert stored == results
     assert list(results) == ["full", "challenge", "cofw68/test"]
     assert [r["count"] for r in results.values()] == [3, 1, 2]
     assert all(r["nme"] > 0 and 0 <= r["auc"] <= 1 for r in results.values())

@@ -44,3 +44,27 @@ class InMemoryDataset:
             rows = slice(k * per_host_batch, (k + 1) * per_host_batch)
             yield {"image": self.images[rows], "landmarks": self.landmarks[rows]}
             step += 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PaddedEvalSet:
+    """An eval set shaped as the tf.data pipeline gives it (pipeline.eval_batches): every batch
+    has batch_size rows, the last one padded (valid=False, zeros, image_id ''); 'image_id' is
+    there only when `image_ids` is given (a set without stored ids otherwise)."""
+    key: str
+    images: np.ndarray
+    landmarks: np.ndarray
+    image_ids: tuple = None
+
+    def batches(self, batch_size):
+        n = len(self.images)
+        for start in range(0, n, batch_size):
+            rows = np.arange(start, start + batch_size)
+            valid = rows < n
+            take = np.minimum(rows, n - 1)
+            batch = {"image": np.where(valid[:, None, None, None], self.images[take], 0).astype(np.uint8),
+                     "landmarks": np.where(valid[:, None, None], self.landmarks[take], 0).astype(np.float32),
+                     "valid": valid}
+            if self.image_ids is not None:
+                batch["image_id"] = np.array([self.image_ids[r] if v else "" for r, v in zip(take, valid)])
+            yield batch
