@@ -16,7 +16,7 @@ from pipnet_jax.inference import make_predict_fn
 from pipnet_jax.models import PIPNet
 from pipnet_jax.torch_port import from_torch_state_dict, load_torch_checkpoint
 from pipnet_jax.train import TrainResult, train
-from pipnet_jax.workdir import check_config, load_model
+from pipnet_jax.workdir import check_config, load_model, run_lock
 
 COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 
@@ -50,11 +50,13 @@ def print_before_after(before, after) -> None:
 def run_training(config, workdir: str, dataset, stc: bool = False, initial_variables=None) -> TrainResult:
     """One training run in `workdir` on `dataset` (a curriculum round passes its own, with
     stc=True: the model then has the pooled score maps and the loss is masked per task)."""
-    check_config(config, workdir)
+    check_config(config, workdir, write=False)
     model = build_model(config, dataset.landmark_set.num_points, stc=stc)
-    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() != 0)
-    result = train(config, workdir, model, dataset, make_evaluate(config, workdir, model, dataset),
-                   initial_variables=initial_variables, writer=writer)
+    with run_lock(workdir):
+        check_config(config, workdir)  # config.json: written once the run has really started
+        writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() != 0)
+        result = train(config, workdir, model, dataset, make_evaluate(config, workdir, model, dataset),
+                       initial_variables=initial_variables, writer=writer)
     print_before_after(result.results_before, result.results)
     return result
 
@@ -62,7 +64,7 @@ def run_training(config, workdir: str, dataset, stc: bool = False, initial_varia
 def run_train(config, workdir: str) -> TrainResult:
     """--mode=train: builds the data, trains (resuming), evaluates every config.evals split."""
     parallel.initialize_distributed()
-    check_config(config, workdir)
+    check_config(config, workdir, write=False)  # another experiment's workdir: refused first
     return run_training(config, workdir, dataset_lib.prepare(config, workdir))
 
 

@@ -9,6 +9,7 @@ PyTorch reference) and `demo` (a random PIPNet on a generated face, with a parit
 against the PyTorch reference). --config is a file or a packaged config's name (`wflw`,
 `wflw:r101`). Config fields are overridable: --config.train.batch_size=64.
 This module only dispatches: each mode is one function of the module that owns it."""
+import errno
 import importlib
 import os
 import sys
@@ -18,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from pipnet_jax.config_checks import check  # noqa: E402
 from pipnet_jax.configs import resolve  # noqa: E402
 from pipnet_jax.errors import EXPECTED_ERRORS  # noqa: E402
 
@@ -34,6 +36,9 @@ MODES = {"train": ("pipnet_jax.experiment", "run_train"),
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "output folder; default workdirs/<config name>")
 _MODE = flags.DEFINE_enum("mode", "train", list(MODES), "what to run")
+# The machine's answer, not a bug: one line naming the file (disk full, no permission, ...).
+ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
+_STARTED = []  # main() began: the command line was parsed
 
 
 def default_workdir() -> str:
@@ -48,12 +53,17 @@ def main(argv):
     config = _CONFIG.value
     if config is None:
         raise app.UsageError("--config is required, e.g. --config configs/synthetic.py")
+    _STARTED.append(True)
     module, function = MODES[_MODE.value]
-    run = getattr(importlib.import_module(module), function)
     try:
-        run(config, _WORKDIR.value or default_workdir())
+        check(config, _MODE.value)
+        getattr(importlib.import_module(module), function)(config, _WORKDIR.value or default_workdir())
     except EXPECTED_ERRORS as e:
         sys.exit(f"error: {e}")  # the message says what to do; no traceback
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        sys.exit(f"error: {e.filename or ''}: {e.strerror}" if e.filename else f"error: {e}")
 
 
 def resolve_config_flag(argv: list[str]) -> list[str]:
@@ -76,7 +86,17 @@ def run(argv: list[str]) -> None:
     except FileNotFoundError as e:
         sys.exit(f"error: {e}")
     sys.argv = argv  # ml_collections reads the --config.* overrides from sys.argv
-    app.run(main, argv=argv)
+    try:
+        app.run(main, argv=argv)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        if _STARTED:
+            raise
+        # ml_collections' override of a field the config does not have: name the flag
+        key = str(e).strip("\"'")
+        given = [a.split("=")[0] for a in argv if a.startswith("--config.") and
+                 a.split("=")[0].rsplit(".", 1)[-1] == key]
+        sys.exit(f"error: {given[0] if given else 'a --config. override'}: the config has no "
+                 f"field {key!r} ({type(e).__name__}); see the config file for the fields")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@
 `load_model(workdir)` and `load_torch_model(path, ...)` are the one way inference, export,
 evaluation and STC get a trained network: a `LoadedModel` (model, variables, mean face,
 neighbor table, landmark set, input size)."""
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
+import socket
+import time
 from typing import Optional
 
 import jax
@@ -18,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pipnet_jax.checkpoint import load_variables
+from pipnet_jax.errors import UserError
 from pipnet_jax.files import write_json_atomic
 from pipnet_jax.landmarks import get_landmark_set
 from pipnet_jax.meanface import neighbor_indices, read_meanface, released_meanface
@@ -25,7 +30,7 @@ from pipnet_jax.models import PIPNet
 from pipnet_jax.torch_port import from_torch_state_dict, load_torch_checkpoint
 from pipnet_jax.version import provenance
 
-CONFIG_FILE, MEANFACE_FILE, CHECKPOINTS = "config.json", "meanface.txt", "checkpoints"
+CONFIG_FILE, MEANFACE_FILE, CHECKPOINTS, LOCK_FILE = "config.json", "meanface.txt", "checkpoints", ".lock"
 # Config fields that must not change when a workdir is resumed or evaluated.
 FIXED_FIELDS = ("model", "data.dataset", "data.landmarks", "data.crop", "data.train_split",
                 "seed", "train.batch_size", "train.compute_dtype")
@@ -57,14 +62,57 @@ def fixed_fields(config) -> dict:
     return {f: _lookup(config, f) for f in FIXED_FIELDS}
 
 
+class WorkdirBusyError(UserError):
+    """Another live process runs in this workdir."""
+
+
+class WorkdirError(UserError, ValueError):
+    """A workdir file that cannot be read (its message names the file)."""
+
+
 def read_config(workdir: str) -> dict:
     """The workdir's config.json (FIXED_FIELDS; older workdirs get FIXED_FIELD_DEFAULTS)."""
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir")
-    with open(path) as f:
-        saved = json.load(f)
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WorkdirError(f"{path}: not a readable config.json ({e}); it was damaged: restore it "
+                           f"or use another --workdir") from None
+    if not isinstance(saved, dict):
+        raise WorkdirError(f"{path}: expected a JSON object, got {type(saved).__name__}")
     return {k: saved.get(k, FIXED_FIELD_DEFAULTS.get(k)) for k in FIXED_FIELDS}
+
+
+@contextlib.contextmanager
+def run_lock(workdir: str):
+    """One run per workdir: an exclusive lock on <workdir>/.lock for as long as the run lasts.
+    The OS drops it when the process ends, however it ends (kill -9 leaves no stale lock).
+    Taken by process 0 only: a run's other hosts share its workdir."""
+    if jax.process_index() != 0:
+        yield
+        return
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, LOCK_FILE)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise WorkdirBusyError(f"{workdir} is in use by another run ({holder}); wait for it to "
+                                   f"end, or use another --workdir") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def check_config(config, workdir: str, write: bool = True) -> None:

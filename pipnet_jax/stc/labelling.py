@@ -19,7 +19,7 @@ from pipnet_jax.errors import ConfigError
 from pipnet_jax.evaluate import split_metrics
 from pipnet_jax.inference import make_sharded_predict, predict_in_batches
 from pipnet_jax.stc.corpus_spec import open_corpus, prepare_corpus
-from pipnet_jax.workdir import load_model
+from pipnet_jax.workdir import load_model, run_lock
 
 
 def teacher_id(workdir: str) -> str:
@@ -135,9 +135,10 @@ def run_label(config, workdir: str) -> dict:
     corpus = open_corpus(spec)
     predict = make_sharded_predict(loaded.model, loaded.variables, loaded.neighbors, loaded.input_size)
     out = lab.output or os.path.join(workdir, "labels")
-    folders = pseudo_label(predict, corpus, out, lab.task, teacher_id(workdir),
-                           shard_size=lab.shard_size, batch_size=lab.batch_size, relabel=lab.relabel,
-                           min_confidence=lab.min_confidence or None)
+    with run_lock(out):  # one labelling pass per output folder
+        folders = pseudo_label(predict, corpus, out, lab.task, teacher_id(workdir),
+                               shard_size=lab.shard_size, batch_size=lab.batch_size,
+                               relabel=lab.relabel, min_confidence=lab.min_confidence or None)
     totals = {folder: summary(folder) for folder in folders}
     if jax.process_index() == 0:
         for folder, t in totals.items():

@@ -28,7 +28,7 @@ from pipnet_jax.inference import make_sharded_predict
 from pipnet_jax.stc.corpus_spec import open_corpus, prepare_corpus
 from pipnet_jax.stc.labelling import (pseudo_label, pseudo_label_quality, pseudo_label_sources,
                                       teacher_id)
-from pipnet_jax.workdir import load_model
+from pipnet_jax.workdir import load_model, run_lock
 
 
 class Preempted(SystemExit):
@@ -53,6 +53,11 @@ def corpus_spec_of(config, dataset) -> dict:
 def run_stc(config, workdir: str) -> dict:
     """The whole curriculum; returns {round: results} (also <workdir>/stc_results.json)."""
     parallel.initialize_distributed()
+    with run_lock(workdir):
+        return _run_rounds(config, workdir)
+
+
+def _run_rounds(config, workdir: str) -> dict:
     s = config.stc
     labeled_data = dataset_lib.prepare(config, os.path.join(workdir, "round_0"))
     corpus_spec = corpus_spec_of(config, labeled_data)
