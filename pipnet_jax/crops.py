@@ -10,13 +10,14 @@ import dataclasses
 import cv2
 import numpy as np
 
+from pipnet_jax.errors import UserError
 from pipnet_jax.files import ImageReadError, read_image
 
 CROP_RULES = ('300w', '300w_gssl', 'wflw', 'wflw_gssl', 'cofw', 'cofw_gssl', 'aflw', 'lapa',
               'celeba_gssl', 'custom')
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserError, ValueError):
     """A bad annotation entry; the message starts with where it is ('file:line: ...').
     Defined here, below the data package, because the crop rules raise it too."""
 
@@ -118,6 +119,19 @@ def record_image_size(record):
     return w, h
 
 
+def check_landmarks_in_image(record, landmarks, width, height) -> None:
+    """Points a little outside the image are normal (faces at its edge: the crop rules clip
+    them); a point a whole image size away, or not a number, is a broken label, which clipping
+    would silently collapse onto the border -> AnnotationError naming the line."""
+    far = ~np.isfinite(landmarks).all(axis=1) | (landmarks < -np.array([width, height])).any(axis=1) \
+        | (landmarks > 2 * np.array([width, height])).any(axis=1)
+    if far.any():
+        k = int(np.argmax(far))
+        raise AnnotationError(f'{record.source}: landmark {k} at ({landmarks[k, 0]:g}, {landmarks[k, 1]:g}) '
+                              f'lies far outside the {width}x{height} image ({int(far.sum())} such '
+                              f'points); expected points in or near the image')
+
+
 def crop_box(record, dataset=None, image_size=None, *, scale=None):
     """The crop the original preprocessing makes for `record` under `dataset`'s rule
     (default record.dataset; CROP_RULES):
@@ -140,6 +154,7 @@ def crop_box(record, dataset=None, image_size=None, *, scale=None):
         raise ValueError(f"scale applies to the 'custom' crop only, not {rule!r}")
     width, height = image_size or record_image_size(record)
     landmarks = np.asarray(record.landmarks, np.float64).reshape(-1, 2)
+    check_landmarks_in_image(record, landmarks, width, height)
     clipped = np.clip(landmarks, 0, [width, height])
 
     def box():

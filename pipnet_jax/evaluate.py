@@ -138,9 +138,10 @@ def draw_predictions(images: np.ndarray, pred: np.ndarray, gt: np.ndarray, colum
     for image, p, g in zip(images, pred, gt):
         tile = np.ascontiguousarray(image).copy()
         size = np.array(tile.shape[1::-1])
-        for (gx, gy), (px, py) in zip(g * size, p * size):
-            cv2.circle(tile, (int(gx), int(gy)), 2, (0, 200, 0), -1)
-            cv2.circle(tile, (int(px), int(py)), 2, (230, 0, 0), -1)
+        for points, colour in ((g, (0, 200, 0)), (p, (230, 0, 0))):
+            for x, y in np.asarray(points) * size:
+                if np.isfinite(x) and np.isfinite(y):  # a diverged model's NaNs are not drawn
+                    cv2.circle(tile, (int(x), int(y)), 2, colour, -1)
         tiles.append(tile)
     while len(tiles) % columns:
         tiles.append(np.zeros_like(tiles[0]))

@@ -133,3 +133,14 @@ def test_ced_picture_is_drawn_as_papers_draw_it():
     data = render_ced(curves, dpi=50)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
+
+
+def test_non_finite_predictions_are_evaluated_and_drawn_without_crashing():
+    from pipnet_jax.evaluate import draw_predictions
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    gt = np.full((2, 5, 2), 0.5, np.float32)
+    pred = gt.copy()
+    pred[0] = np.nan
+    picture = draw_predictions(images, pred, gt, columns=2)
+    assert picture.shape == (32, 64, 3)
+    assert picture[16, 16].tolist() == [0, 200, 0]  # the ground truth is drawn

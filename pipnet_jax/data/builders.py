@@ -43,6 +43,7 @@ import logging
 import os
 import pathlib
 import re
+import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -54,6 +55,7 @@ from pipnet_jax.data import annotations as A
 from pipnet_jax.data import synthetic
 from pipnet_jax.data.datasets import (ATTRIBUTE_NAMES, BUILDER_NAMES, DATASETS, dataset_key,
                                       landmark_facts, read_records, resolve_options)
+from pipnet_jax.errors import EXPECTED_ERRORS
 from pipnet_jax.files import IMAGE_SIZE, JPEG_QUALITY, encode_jpeg, jpeg_ends_cleanly
 from pipnet_jax.landmarks import get_landmark_set
 
@@ -278,8 +280,14 @@ def build(name, data_dir, manual_dir, *, overwrite=False, **options):
     builder = BUILDERS[f'pipnet_{key}'](data_dir=os.fspath(data_dir), config=config)
     mode = (tfds.download.GenerateMode.FORCE_REDOWNLOAD if overwrite
             else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=os.fspath(manual_dir), try_download_gcs=False, download_mode=mode))
+    try:
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+            manual_dir=os.fspath(manual_dir), try_download_gcs=False, download_mode=mode))
+    except AssertionError as e:  # TFDS asserts on a missing manual_dir: say it as one line
+        if 'Manual directory' not in str(e):
+            raise
+        raise FileNotFoundError(f'{name}: the raw folder (manual_dir) {manual_dir} does not exist or is '
+                                f'empty; it must hold: {DATASETS[key].raw_layout or DATASETS[key].instructions}') from None
     _report(builder)
     return builder
 
@@ -354,11 +362,14 @@ def main(argv=None):
     parser.add_argument('--on_error', choices=('raise', 'skip'), default='raise')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    if args.synthetic:
-        num_train, num_test = (int(v) for v in args.synthetic.split(','))
-        b = prepare_synthetic(args.data_dir, num_train, num_test)
-    else:
-        b = build(args.name, args.data_dir, args.manual_dir, on_error=args.on_error)
+    try:
+        if args.synthetic:
+            num_train, num_test = (int(v) for v in args.synthetic.split(','))
+            b = prepare_synthetic(args.data_dir, num_train, num_test)
+        else:
+            b = build(args.name, args.data_dir, args.manual_dir, on_error=args.on_error)
+    except EXPECTED_ERRORS as e:  # a bad raw file or folder: its one line, no traceback
+        sys.exit(f'error: {e}')
     for split, info in b.info.splits.items():
         print(f'{b.name} {split}: {info.num_examples} examples')
 
