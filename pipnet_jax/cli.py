@@ -26,7 +26,7 @@ COMMANDS = {
               "processes), without training",
               "pipnet-jax label --config synthetic --workdir workdirs/synthetic "
               "--config.label.corpus.images=/data/face_crops"),
-    "export": ("export the workdir's model (jax, saved_model, tflite)",
+    "export": ("export the workdir's model (jax, saved_model, tflite, onnx)",
                "pipnet-jax export --config synthetic --config.export.format=tflite "
                "--config.export.batch_size=1"),
     "bench": ("inference benchmark: JAX against the PyTorch reference (needs torch)",

@@ -39,11 +39,12 @@ from pipnet_jax.files import atomic_dir, atomic_write_bytes, write_json_atomic
 from pipnet_jax.images import normalize_images
 from pipnet_jax.inference import make_predict_fn
 from pipnet_jax.workdir import load_model, load_torch_model
+from pipnet_jax.version import provenance
 
 FORMATS = ("jax", "saved_model", "tflite", "onnx")
 __all__ = ["FORMATS", "export_jax", "export_onnx", "export_saved_model", "export_tflite",
            "graph_decoder", "load_jax", "load_onnx", "load_saved_model", "load_tflite", "main",
-           "metadata_path", "read_metadata"]
+           "metadata_path", "read_metadata", "run_export"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -59,7 +60,7 @@ def _write_metadata(path, fmt, model, neighbors, input_size, batch_size, **extra
             "input": f"uint8 RGB images (B, {input_size}, {input_size}, 3), face crops",
             "outputs": {"landmarks": "float32 (B, N, 2), x/width and y/height of the crop",
                         "confidence": "float32 (B, N), the heatmap score at the chosen cell"},
-            "jax_version": jax.__version__, **extra}
+            "jax_version": jax.__version__, **provenance(), **extra}
     write_json_atomic(metadata_path(path), meta)
     return meta
 
@@ -330,6 +331,23 @@ def main(argv=None) -> dict:
     print(f"wrote {a.out} ({kind}: PIPNet {model.backbone}, {model.num_landmarks} landmarks, "
           f"{input_size}x{input_size}, batch {meta['batch_size']}) and {metadata_path(a.out)}")
     return meta
+
+
+DEFAULT_NAMES = {"jax": "pipnet.jaxexport", "saved_model": "saved_model", "tflite": "pipnet.tflite",
+                 "onnx": "pipnet.onnx"}
+
+
+def run_export(config, workdir: str) -> dict:
+    """`--mode=export` of pipnet_jax.main: main() on the workdir with config.export's format,
+    out (empty: <workdir>/export/pipnet.<ext>, SavedModel: <workdir>/export/saved_model),
+    batch_size (0: any), platforms, and onnx_layout / onnx_opset where the section has them."""
+    e = config.export
+    out = e.out or os.path.join(workdir, "export", DEFAULT_NAMES[e.format])
+    argv = ["--workdir", workdir, "--format", e.format, "--out", out, "--platforms", e.platforms]
+    argv += ["--batch_size", str(e.batch_size)] if e.batch_size else []
+    argv += [arg for key in ("onnx_layout", "onnx_opset") if e.get(key)
+             for arg in (f"--{key}", str(e.get(key)))]
+    return main(argv)
 
 
 if __name__ == "__main__":

@@ -152,5 +152,5 @@ def layout_metadata(layout: str, neighbors, input_size: int, opset: int) -> dict
                      "outputs_nb_x": "float32 (B, N*C, H, W), channel i*C+j: landmark i's x "
                                      "offset to its j-th mean-face neighbour",
                      "outputs_nb_y": "float32 (B, N*C, H, W), as outputs_nb_x for y"},
-            neighbors=np.asarray(neighbors).tolist())
+            neighbor_table=np.asarray(neighbors).tolist())
     return meta

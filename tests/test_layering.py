@@ -13,7 +13,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "pipnet_jax"
 LAYERS = {
     0: ("errors", "files", "landmarks", "meanface", "crops", "configs", "version"),
     1: ("models", "images", "targets", "losses", "decode", "metrics", "torch_port", "parallel",
-        "checkpoint", "workdir"),
+        "checkpoint", "workdir", "config_checks"),
     2: ("inference", "detection", "tracking"),
     3: ("data",),
     4: ("train", "evaluate"),

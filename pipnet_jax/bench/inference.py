@@ -1,4 +1,5 @@
-"""Inference benchmark: JAX (jit) versus the PyTorch reference, forward + decode.
+"""Inference benchmark: JAX (jit) versus the PyTorch reference, forward + decode, and the
+TFLite and ONNX Runtime exports.
 
 Both sides run the same network: a randomly initialised PIPNetTorch (random BatchNorm
 statistics too) converted to Flax variables. Each timed call takes a batch of images and
@@ -25,13 +26,17 @@ from pipnet_jax.bench.timing import Column, format_table as markdown_table, medi
 from pipnet_jax.data.synthetic import generate_face
 from pipnet_jax.decode import decoder
 from pipnet_jax.detection import make_detector
-from pipnet_jax.export import export_tflite, load_tflite
+from pipnet_jax.export import export_onnx, export_tflite, load_onnx, load_tflite
 from pipnet_jax.images import normalize_images
 from pipnet_jax.meanface import neighbor_indices
 from pipnet_jax.models import PIPNet
 from pipnet_jax.torch_port import from_torch_state_dict
 
-BACKENDS = ("jax_jit", "torch_eager", "torch_channels_last", "torch_compile", "tflite")
+BACKENDS = ("jax_jit", "torch_eager", "torch_channels_last", "torch_compile", "tflite",
+            "onnxruntime", "onnxruntime_basic")
+# ONNX Runtime rows: graph optimisation level at session creation. The file itself is already
+# simplified with the basic level (BatchNorm folded); 'all' adds the CPU layout transforms.
+ONNX_ROWS = {"onnxruntime": "all", "onnxruntime_basic": "basic"}
 MODE_BATCH_SIZES = (1, 32)  # what `--mode=bench` times (run_from_config)
 # The original repository's demo images and FaceBoxesV2 weights, when present.
 SHARED_DATA = os.environ.get("PIPNET_SHARED_DATA", os.path.join(
@@ -71,13 +76,16 @@ def model_flops(fn, *args) -> float:
 def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes=(1, 32),
                   repeats=None, warmup: int = 2, num_landmarks: int = 98,
                   num_neighbors: int = 10, net_stride: int = 32, seed: int = 0,
-                  log=print, torch_compile: bool = True, tflite: bool = True) -> list[dict]:
+                  log=print, torch_compile: bool = True, tflite: bool = True,
+                  onnx: bool = False) -> list[dict]:
     """Times forward + decode per backend, dtype and batch size -> one row dict each:
     backend, dtype, batch, median_ms, images_per_s, speedup (torch_eager ms of the same
     batch and dtype / this row's ms), and for JAX rows the fraction of matmul peak.
 
     repeats=None times 10 calls at batch 1 and 3 at larger batches. Before timing, checks
-    that every backend decodes the same landmarks as JAX (max abs diff <= 1e-4 in float32)."""
+    that every backend decodes the same landmarks as JAX (max abs diff <= 1e-4 in float32).
+    onnx: the ONNX Runtime rows (CPU only; needs requirements-onnx.txt), on by default on the
+    command line."""
     device = _torch_device()
     on_gpu = jax.devices()[0].platform == "gpu"
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -111,6 +119,7 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
             return out[0]
         return call
 
+    onnx_file = _onnx_file(model, variables, neighbors, image_size) if onnx and not on_gpu else None
     dtypes = ["float32"] + (["bfloat16"] if on_gpu else [])
     peak = {d: matmul_peak_tflops(d) for d in dtypes}
     log("measured matmul peak: " + ", ".join(f"{d} {t:.2f} TFLOP/s" for d, t in peak.items()))
@@ -130,6 +139,9 @@ def run_benchmark(backbone: str = "resnet18", image_size: int = 256, batch_sizes
                 candidates.append(("torch_compile", lambda: torch_backend(torch_cl, dtype, compiled=True), x_cl))
             if tflite and dtype == "float32" and not on_gpu:
                 candidates.append(("tflite", lambda: _tflite_backend(model, variables, neighbors, image_size, batch), images_u8))
+            if onnx and dtype == "float32" and not on_gpu:
+                candidates += [(name, lambda level=level: _onnx_backend(onnx_file(), level), images_u8)
+                               for name, level in ONNX_ROWS.items()]
             reference = None
             timings = {}
             for name, make, x in candidates:
@@ -167,6 +179,24 @@ def _tflite_backend(model, variables, neighbors, image_size, batch):
     path = os.path.join(tempfile.mkdtemp(prefix="pipnet_bench_"), "model.tflite")
     export_tflite(path, model, variables, neighbors, input_size=image_size, batch_size=batch)
     run = load_tflite(path, num_threads=os.cpu_count())
+    return lambda images_u8: np.asarray(run(images_u8)[0])
+
+
+def _onnx_file(model, variables, neighbors, image_size):
+    """-> a function giving the path of the end-to-end ONNX export (symbolic batch: one file for
+    every batch size), converted at its first call (so a missing jax2onnx skips only the rows)."""
+    path = os.path.join(tempfile.mkdtemp(prefix="pipnet_bench_"), "model.onnx")
+
+    def get():
+        if not os.path.exists(path):
+            export_onnx(path, model, variables, neighbors, input_size=image_size)
+        return path
+    return get
+
+
+def _onnx_backend(path, optimization):
+    """ONNX Runtime (CPU provider, all CPUs) on the export: uint8 images in, like TFLite."""
+    run = load_onnx(path, num_threads=os.cpu_count(), optimization=optimization)
     return lambda images_u8: np.asarray(run(images_u8)[0])
 
 
@@ -222,6 +252,7 @@ def parse_args(args):
     p.add_argument("--batch_sizes", default="1,32,256", help="comma-separated, e.g. 1,32,256")
     p.add_argument("--no_torch_compile", action="store_true", help="skip torch.compile rows")
     p.add_argument("--no_tflite", action="store_true", help="skip the TFLite rows")
+    p.add_argument("--no_onnx", action="store_true", help="skip the ONNX Runtime rows")
     p.add_argument("--no_detector", action="store_true", help="skip the face detector timing")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed calls per row (default: 10 at batch 1, 5 otherwise)")
@@ -241,7 +272,8 @@ def main(argv):
           f"{a.num_neighbors} neighbours, net_stride {a.net_stride}; forward + decode")
     rows = run_benchmark(a.backbone, a.image_size, [int(b) for b in a.batch_sizes.split(",")],
                          a.repeats, a.warmup, a.num_landmarks, a.num_neighbors, a.net_stride,
-                         torch_compile=not a.no_torch_compile, tflite=not a.no_tflite)
+                         torch_compile=not a.no_torch_compile, tflite=not a.no_tflite,
+                         onnx=not a.no_onnx)
     print(format_table(rows))
     if not a.no_detector:
         print(format_detector_table(detector_timings()))

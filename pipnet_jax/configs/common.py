@@ -81,11 +81,13 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         relabel=False,           # True: replace labels made by another model
         min_confidence=0.0))     # >0: skip faces with a lower mean confidence
     # --mode=export: the workdir's model as a deployable file (export.py; formats: jax,
-    # saved_model, tflite)
+    # saved_model, tflite, onnx)
     c.export = ml_collections.ConfigDict(dict(
         format="jax", out="",    # empty out: <workdir>/export/pipnet.<ext>
         batch_size=0,            # 0: any batch (symbolic), else fixed
-        platforms="cpu"))        # jax / saved_model: e.g. "cpu,cuda"
+        platforms="cpu",         # jax / saved_model: e.g. "cpu,cuda"
+        onnx_layout="end_to_end",   # onnx: uint8 in, landmarks out; or compat (the raw heads)
+        onnx_opset=17))
     return c
 
 
