@@ -201,7 +201,7 @@ def predict_video(predictor, source, output, p):
     writer, records = None, []
     try:
         with tqdm(total=frames, desc="camera" if camera else "video", unit="frame") as bar:
-            while p.max_frames <= 0 or len(records) < p.max_frames:
+            while not p.max_frames or len(records) < p.max_frames:
                 ok, bgr = cap.read()
                 if not ok or bgr is None:
                     break
@@ -246,6 +246,8 @@ def run_predict(config, workdir: str) -> dict:
         raise FileNotFoundError(f"predict.input {source} does not exist")
     if p.batch_size < 1:
         raise InputError(f"predict.batch_size must be >= 1, got {p.batch_size}")
+    if p.max_frames < 0:
+        raise InputError(f"predict.max_frames must be >= 0 (0: no limit), got {p.max_frames}")
     video = camera is not None or source.lower().endswith(VIDEO_EXTS)
     paths = list_images(source) if os.path.isdir(source) else [source]
     output = p.output or os.path.join(workdir, "predict")

@@ -5,9 +5,9 @@ landmarks (no detection per frame); the detector runs again every `redetect_ever
 when a face's mean confidence drops below `min_confidence`. Each track has an id that it keeps
 while it is followed: a fresh detection takes over the id (and the smoothing state) of the track
 whose box it overlaps most (one to one, IoU > 0.3), whatever the detector's order; a detection
-that matches no track is a new face and gets the next id never used before. Landmarks are smoothed with the
-One Euro filter (Casiez, Roussel, Vogel, CHI 2012): little lag on fast motion, little jitter
-when still."""
+that matches no track is a new face and gets the next id never used before. Landmarks are
+smoothed with the One Euro filter (Casiez, Roussel, Vogel, CHI 2012): little lag on fast
+motion, little jitter when still."""
 import dataclasses
 import math
 from typing import Optional
