@@ -157,6 +157,11 @@ class Predictor:
             if image_boxes.shape[1] not in (4, 5):
                 raise ValueError(f"boxes[{i}]: expected (K, 4) or (K, 5) [xmin, ymin, xmax, ymax(, score)], "
                                  f"got {image_boxes.shape}")
+            bad = ~np.isfinite(image_boxes).all(axis=1)
+            if bad.any():
+                k = int(np.argmax(bad))
+                raise ValueError(f"boxes[{i}][{k}] = {image_boxes[k].tolist()}: a face box must be finite "
+                                 f"numbers [xmin, ymin, xmax, ymax(, score)]")
             for box in image_boxes:
                 patch, geo = self.crop(image, box)
                 crops.append(patch)

@@ -158,7 +158,7 @@ def predict_images(predictor, paths, output, convert_68=False, batch_size: int =
             faces = [to_68(f) for f in faces]
         if not faces:
             tqdm.write(f"{path}: no face found")
-        name = os.path.splitext(os.path.basename(path))[0]
+        name = output_name(path)
         write_image_atomic(os.path.join(output, f"{name}.jpg"),
                            draw(image[..., ::-1], faces)[..., ::-1])
         if pts:
@@ -228,6 +228,24 @@ def predict_video(predictor, source, output, p):
 
 # ----------------------------------------------------------------------------- the mode
 
+def output_name(path: str) -> str:
+    """The base name of an input's outputs: its file name with the extension kept in it
+    ('face.jpg' -> 'face_jpg', 'face.png' -> 'face_png'), so two inputs of one folder never
+    share an overlay, and an overlay ('<name>.jpg') is never named as an input."""
+    stem, ext = os.path.splitext(os.path.basename(path))
+    return f"{stem}_{ext.lstrip('.').lower()}" if ext else stem
+
+
+def check_output(output: str, source: str) -> None:
+    """Outputs never replace inputs: the output folder may not be the input folder (inputs are
+    that folder's images, or the one file)."""
+    out = os.path.realpath(output)
+    folder = os.path.realpath(source if os.path.isdir(source) else os.path.dirname(source) or ".")
+    if out == folder:
+        raise InputError(f"predict.output={output!r} is the input folder: the overlays would sit among "
+                         f"(and could replace) your images; give another --config.predict.output")
+
+
 def list_images(folder: str) -> list:
     paths = sorted(os.path.join(folder, f) for f in os.listdir(folder)
                    if f.lower().endswith(IMAGE_EXTENSIONS))
@@ -251,6 +269,8 @@ def run_predict(config, workdir: str) -> dict:
     video = camera is not None or source.lower().endswith(VIDEO_EXTS)
     paths = list_images(source) if os.path.isdir(source) else [source]
     output = p.output or os.path.join(workdir, "predict")
+    if not video:
+        check_output(output, source)
     os.makedirs(output, exist_ok=True)
     predictor = make_predictor(config, workdir)
     failures, start = [], time.perf_counter()
@@ -268,4 +288,6 @@ def run_predict(config, workdir: str) -> dict:
           f"({found / max(seconds, 1e-9):.1f} faces/s) -> {output}/landmarks.json, landmarks.csv")
     if failures:
         print(f"{len(failures)} file(s) failed:\n  " + "\n  ".join(failures))
+        if len(failures) == len(paths):  # nothing could be read: a failed run, not an empty one
+            raise InputError(f"{source}: no input could be read ({failures[0]})")
     return {"records": records, "failures": failures, "output": output, "seconds": seconds}

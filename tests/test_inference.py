@@ -125,9 +125,12 @@ def test_predict_mode_folder_and_errors(network, faces, tmp_path, monkeypatch):
     assert len(result["failures"]) == 1 and "b.jpg: cannot read" in result["failures"][0]
     ok = [r for r in result["records"] if "faces" in r]
     assert len(ok) == 1 and np.shape(ok[0]["faces"][0]["landmarks"]) == (68, 2)
-    assert os.path.getsize(tmp_path / "out" / "a.jpg") > 0
+    assert os.path.getsize(tmp_path / "out" / "a_jpg.jpg") > 0  # named with its extension: unique
     lines = (tmp_path / "out" / "landmarks.csv").read_text().splitlines()
     assert len(lines) == 1 + 68
+    config.predict.input = str(folder / "b.jpg")  # the only input cannot be read: a failed run
+    with pytest.raises(predict.InputError, match="no input could be read"):
+        predict.run_predict(config, str(tmp_path))
     (tmp_path / "empty").mkdir()
     config.predict.input = str(tmp_path / "empty")
     with pytest.raises(predict.InputError, match="no images"):

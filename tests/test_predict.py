@@ -124,13 +124,13 @@ def test_predict_mode_pts_ids_and_summary(network, tmp_path, monkeypatch, capsys
     result = predict.run_predict(config, str(tmp_path))
     out = tmp_path / "out"
     assert sorted(f for f in os.listdir(out) if f.endswith(".pts")) == \
-        ["img0.pts", "img1_0.pts", "img1_1.pts"]  # one face: <name>.pts; several: <name>_<k>.pts
-    lines = (out / "img0.pts").read_text().splitlines()
+        ["img0_png.pts", "img1_png_0.pts", "img1_png_1.pts"]  # one face: <name>.pts; several: <name>_<k>.pts
+    lines = (out / "img0_png.pts").read_text().splitlines()
     assert lines[:3] == ["version: 1", "n_points: 68", "{"]
     assert lines[-1] == "}" and len(lines) == 3 + 68 + 1
     records = {os.path.basename(r["source"]): r for r in result["records"]}
-    for name, face in (("img0.pts", records["img0.png"]["faces"][0]),
-                       ("img1_1.pts", records["img1.png"]["faces"][1])):
+    for name, face in (("img0_png.pts", records["img0.png"]["faces"][0]),
+                       ("img1_png_1.pts", records["img1.png"]["faces"][1])):
         np.testing.assert_allclose(read_pts(str(out / name)), face["landmarks"], atol=1e-3)
     rows = read_csv(out / "landmarks.csv")
     assert len(rows) == 3 * 68
@@ -259,3 +259,20 @@ def test_real_detector_batched_folder_equals_one_by_one(network, shared_data):
         for a, b in zip(faces_one, faces_batched):
             np.testing.assert_array_equal(b.box, a.box)
             np.testing.assert_allclose(b.landmarks, a.landmarks, atol=1e-4)
+
+
+def test_outputs_never_replace_inputs(tmp_path):
+    """The input folder as output is refused; face.jpg and face.png get two overlays."""
+    import cv2
+    import pytest
+    from pipnet_jax import predict
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for ext in ("jpg", "png"):
+        cv2.imwrite(str(folder / f"face.{ext}"), np.full((40, 40, 3), 100, np.uint8))
+    paths = predict.list_images(str(folder))
+    with pytest.raises(predict.InputError, match="is the input folder"):
+        predict.check_output(str(folder), str(folder))
+    with pytest.raises(predict.InputError, match="is the input folder"):
+        predict.check_output(str(folder), str(folder / "face.jpg"))
+    assert sorted(predict.output_name(p) for p in paths) == ["face_jpg", "face_png"]
