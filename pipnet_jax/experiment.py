@@ -71,7 +71,8 @@ def run_train(config, workdir: str) -> TrainResult:
 def run_eval(config, workdir: str) -> dict:
     """--mode=eval: the workdir's latest checkpoint, or a PyTorch .pth given as
     config.eval.torch_checkpoint (converted on the fly; a released file is recognised by its
-    sha256). A workdir trained with another config is refused (check_config)."""
+    sha256). A workdir trained with another config is refused (check_config). Results go to
+    config.eval.output when set, else into the workdir."""
     model = build_model(config, dataset_lib.landmark_count(config))
     if config.eval.torch_checkpoint:
         path = config.eval.torch_checkpoint
@@ -87,4 +88,4 @@ def run_eval(config, workdir: str) -> dict:
         print(f"evaluating {loaded.source}")
         tag = "final"
     dataset = dataset_lib.prepare(config, workdir)
-    return make_evaluate(config, workdir, model, dataset)(variables, tag)
+    return make_evaluate(config, config.eval.output or workdir, model, dataset)(variables, tag)

@@ -50,6 +50,8 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict(dict(
         batch_size=32,
         torch_checkpoint="",     # --mode=eval: a released/other PyTorch .pth instead of the workdir
+        output="",               # --mode=eval: where results go; empty: the workdir (a read-only
+                                 # workdir can be evaluated into another folder)
         num_pictures=16))
     # What is evaluated, one entry per set (big_vision's config.evals). 'main' is the training
     # data set (dataset ''), its splits keyed plainly in results.json ('test'); any other entry
