@@ -56,6 +56,7 @@ def assert_same(got, want, what):
         np.testing.assert_allclose(g, w, rtol=0, atol=TOL, err_msg=f"{what} {name}")
 
 
+@pytest.mark.slow
 def test_jax_export_one_symbolic_artifact_any_batch(tmp_path, reference, wflw_crops):
     model, variables, neighbors, _ = reference
     path = str(tmp_path / "pipnet.jax")

@@ -57,6 +57,7 @@ def test_end_to_end_from_torch_checkpoint(tmp_path, reference, wflw_crops, share
             predict(bad)
 
 
+@pytest.mark.slow
 def test_end_to_end_from_workdir(tmp_path, reference, wflw_crops, shared_data):
     """A workdir as training leaves it, exported by --mode=export; 128 px, batches 2 and 5."""
     from pipnet_jax.checkpoint import Checkpointer
@@ -85,6 +86,7 @@ def test_end_to_end_from_workdir(tmp_path, reference, wflw_crops, shared_data):
         assert_same(predict(faces[:batch]), [w[:batch] for w in want], f"onnx workdir batch {batch}")
 
 
+@pytest.mark.slow
 def test_compat_layout_equals_torch_heads(tmp_path, reference, wflw_crops, shared_data):
     """Normalised NCHW in, outputs_cls/x/y/nb_x/nb_y (NCHW) out: the original model's outputs.
     Symbolic batch (2 and 4 from one file), then a fixed batch at opset 11 (older runtimes)."""

@@ -238,6 +238,7 @@ def test_camera_index(tmp_path, monkeypatch):
     assert predict.camera_index("0") is None  # a folder named 0 is a folder
 
 
+@pytest.mark.slow
 def test_real_detector_batched_folder_equals_one_by_one(network, shared_data):
     """FaceBoxesV2 on real WFLW images of two size buckets: the batched run (one detector call
     per bucket, the crops of all faces together) gives the one-by-one boxes and landmarks."""

@@ -112,6 +112,7 @@ def test_one_adam_step_matches_torch_float64(batch):
         assert len(moved) == sum(k.endswith("weight") for k in ours)  # the step moved every weight
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_parameters(batch):
     images, landmarks, neighbors = batch
     model = PIPNet(98, "resnet18", dtype=jnp.bfloat16)
