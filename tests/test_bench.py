@@ -34,3 +34,12 @@ def test_pseudo_label_benchmark_row(tmp_path):
     assert row["faces"] == 8 and row["seconds"] > 0
     assert row["end_to_end_faces_per_s"] > 0 and row["model_faces_per_s"] > 0
     assert "end to end" in format_table([row])
+
+
+def test_train_benchmark_interleaves_jax_and_the_torch_step():
+    from pipnet_jax.bench.train import format_table, measure_interleaved
+    rows = measure_interleaved(batch_size=2, image_size=64, steps=1, backbone="resnet18")
+    assert [r["step"] for r in rows] == ["jax", "torch eager"]
+    assert all(r["step_ms"] > 0 for r in rows) and rows[1]["vs_torch"] == 1.0
+    assert rows[0]["vs_torch"] == rows[1]["step_ms"] / rows[0]["step_ms"]
+    assert "vs torch eager" in format_table(rows)

@@ -269,6 +269,27 @@ def randomize_batchnorm(model, generator):
                 m.num_batches_tracked.fill_(int(torch.randint(0, 1000, (1,), generator=generator)))
 
 
+def reference_targets(landmarks, neighbors, height, width):
+    """The original's gen_target (spec 7) for one sample, a float64 loop on the host as its data
+    loader runs it, NCHW: score/off (N,H,W), nb (C*N,H,W)."""
+    n, c = neighbors.shape
+    score = np.zeros((n, height, width))
+    off_x, off_y = np.zeros_like(score), np.zeros_like(score)
+    nb_x, nb_y = np.zeros((c * n, height, width)), np.zeros((c * n, height, width))
+    for i in range(n):
+        x, y = float(landmarks[i, 0]), float(landmarks[i, 1])
+        cx = min(max(int(np.floor(x * width)), 0), width - 1)
+        cy = min(max(int(np.floor(y * height)), 0), height - 1)
+        score[i, cy, cx] = 1
+        off_x[i, cy, cx] = x * width - cx
+        off_y[i, cy, cx] = y * height - cy
+        for j in range(c):
+            k = neighbors[i, j]
+            nb_x[i * c + j, cy, cx] = landmarks[k, 0] * width - cx
+            nb_y[i * c + j, cy, cx] = landmarks[k, 1] * height - cy
+    return score, off_x, off_y, nb_x, nb_y
+
+
 def reference_loss(outputs, targets, cls_weight=10.0, reg_weight=1.0):
     """The original compute_loss_pip (spec 8.1) with l2 score and l1 offset criteria.
 
