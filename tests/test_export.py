@@ -16,6 +16,7 @@ from pipnet_jax.models import PIPNet  # noqa: E402
 from pipnet_jax.bench.reference_torch import PIPNetTorch, randomize_batchnorm  # noqa: E402
 from pipnet_jax.torch_port import from_torch_state_dict  # noqa: E402
 from pipnet_jax.inference import make_predict_fn  # noqa: E402
+from workdirs import write_workdir  # noqa: E402
 
 MEANFACE = "pipnet_repo_assets/data/WFLW/meanface.txt"
 TOL = 1e-4
@@ -136,24 +137,12 @@ def test_tflite_full_size(tmp_path, reference, wflw_crops):
 
 
 def test_cli_workdir_and_torch_checkpoint(tmp_path, reference, wflw_crops, shared_data):
-    from pipnet_jax.checkpoint import Checkpointer
-
     model, variables, neighbors, state_dict = reference
     faces = crops(wflw_crops, 128, 2)
     want = jax_outputs(reference, faces)
 
     # A workdir as training leaves it; the optimizer state is restored but not needed.
-    workdir = tmp_path / "run"
-    workdir.mkdir()
-    (workdir / "config.json").write_text(json.dumps({"model": {
-        "backbone": "resnet18", "input_size": 128, "net_stride": 32, "num_neighbors": 10,
-        "pretrained_file": ""}, "train.compute_dtype": "float32"}))
-    (workdir / "meanface.txt").write_text((shared_data / MEANFACE).read_text())
-    checkpoints = Checkpointer(str(workdir / "checkpoints"))
-    checkpoints.save(7, {"step": np.int32(7), "params": variables["params"],
-                         "batch_stats": variables["batch_stats"], "opt_state": {"count": np.int32(7)}},
-                     {"step": 7, "epoch": 0, "loss": 1.0})
-    checkpoints.close()
+    workdir = write_workdir(tmp_path / "run", variables, (shared_data / MEANFACE).read_text(), step=7)
     out = str(tmp_path / "from_workdir.jax")
     export.main(["--workdir", str(workdir), "--format", "jax", "--out", out])
     assert_same(export.load_jax(out)(faces), want, "cli workdir")

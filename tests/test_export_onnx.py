@@ -21,6 +21,7 @@ from pipnet_jax.bench.reference_torch import PIPNetTorch  # noqa: E402
 from pipnet_jax.export_onnx import COMPAT_OUTPUTS  # noqa: E402
 from pipnet_jax.images import normalize_images  # noqa: E402
 from test_export import MEANFACE, SHAPE_ERROR, assert_same, crops, jax_outputs, reference  # noqa: E402,F401
+from workdirs import write_workdir  # noqa: E402
 
 COMPAT_RTOL = 1e-4  # max |onnx - torch| / max |torch|, per output
 
@@ -60,20 +61,8 @@ def test_end_to_end_from_torch_checkpoint(tmp_path, reference, wflw_crops, share
 @pytest.mark.slow
 def test_end_to_end_from_workdir(tmp_path, reference, wflw_crops, shared_data):
     """A workdir as training leaves it, exported by --mode=export; 128 px, batches 2 and 5."""
-    from pipnet_jax.checkpoint import Checkpointer
-
     _, variables, _, _ = reference
-    workdir = tmp_path / "run"
-    workdir.mkdir()
-    (workdir / "config.json").write_text(json.dumps({"model": {
-        "backbone": "resnet18", "input_size": 128, "net_stride": 32, "num_neighbors": 10,
-        "pretrained_file": ""}, "train.compute_dtype": "float32"}))
-    (workdir / "meanface.txt").write_text((shared_data / MEANFACE).read_text())
-    checkpoints = Checkpointer(str(workdir / "checkpoints"))
-    checkpoints.save(3, {"step": np.int32(3), "params": variables["params"],
-                         "batch_stats": variables["batch_stats"], "opt_state": {"count": np.int32(3)}},
-                     {"step": 3, "epoch": 0, "loss": 1.0})
-    checkpoints.close()
+    workdir = write_workdir(tmp_path / "run", variables, (shared_data / MEANFACE).read_text(), step=3)
     # as `--mode=export --config.export.format=onnx` runs it
     config = ml_collections.ConfigDict({"export": {"format": "onnx", "out": "", "batch_size": 0,
                                                    "platforms": "cpu"}})
