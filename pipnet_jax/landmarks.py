@@ -175,3 +175,13 @@ def wflw98_to_68(landmarks):
            + [copy(68), eye(69, 70), eye(71, 70), copy(72), eye(73, 74), eye(75, 74)]
            + [copy(i) for i in range(76, 96)])                   # mouth 48..67
     return xp.stack(pts, axis=-2)
+
+
+def landmark_set_for_points(num_points: int):
+    """The built-in landmark set with `num_points` points (98 WFLW, 68 300W, 29 COFW, 19 AFLW,
+    106 LaPa), for workdirs whose config.json predates the data.landmarks field; None if none."""
+    for name in ("wflw", "300w", "cofw", "aflw", "lapa"):
+        if name in _REGISTRY and _REGISTRY[name].num_points == num_points:
+            return _REGISTRY[name]
+    return None
+

@@ -24,7 +24,7 @@ import numpy as np
 from pipnet_jax.checkpoint import load_variables
 from pipnet_jax.errors import UserError
 from pipnet_jax.files import write_json_atomic
-from pipnet_jax.landmarks import get_landmark_set
+from pipnet_jax.landmarks import get_landmark_set, landmark_set_for_points
 from pipnet_jax.meanface import neighbor_indices, read_meanface, released_meanface
 from pipnet_jax.models import PIPNet
 from pipnet_jax.torch_port import from_torch_state_dict, load_torch_checkpoint
@@ -141,6 +141,9 @@ def load_model(workdir: str, step: Optional[int] = None) -> LoadedModel:
     if landmarks is not None and get_landmark_set(landmarks).num_points != len(meanface):
         raise ValueError(f"{os.path.join(workdir, MEANFACE_FILE)} has {len(meanface)} points; the "
                          f"workdir's landmark set {landmarks!r} has {get_landmark_set(landmarks).num_points}")
+    if landmarks is None:  # an older workdir: the point count names the built-in set
+        found = landmark_set_for_points(len(meanface))
+        landmarks = found.name if found else None
     model = PIPNet(len(meanface), m["backbone"], m["num_neighbors"], m["net_stride"])
     variables, step = load_variables(workdir, step)
     expected = jax.eval_shape(model.init, jax.random.PRNGKey(0),
