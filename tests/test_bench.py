@@ -36,6 +36,7 @@ def test_pseudo_label_benchmark_row(tmp_path):
     assert "end to end" in format_table([row])
 
 
+@pytest.mark.slow
 def test_train_benchmark_interleaves_jax_and_the_torch_step():
     from pipnet_jax.bench.train import format_table, measure_interleaved
     rows = measure_interleaved(batch_size=2, image_size=64, steps=1, backbone="resnet18")
