@@ -304,6 +304,9 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.torch_checkpoint and not (args.num_landmarks and args.meanface):
         p.error("--torch_checkpoint needs --num_landmarks and --meanface")
+    if args.batch_size is not None and args.batch_size < 1:
+        p.error(f"--batch_size {args.batch_size}: expected a batch size >= 1, or no --batch_size "
+                f"for any batch")
     return args
 
 

@@ -159,3 +159,11 @@ def test_cli_workdir_and_torch_checkpoint(tmp_path, reference, wflw_crops, share
     with pytest.raises(SystemExit):  # --meanface is required with --torch_checkpoint
         export.main(["--torch_checkpoint", str(pth), "--num_landmarks", "98", "--format", "jax",
                      "--out", out])
+
+
+def test_cli_refuses_a_batch_size_below_one(capsys):
+    for bad in ("-2", "0"):
+        with pytest.raises(SystemExit) as exit_info:
+            export.parse_args(["--workdir", "w", "--format", "jax", "--out", "m.jax", "--batch_size", bad])
+        assert exit_info.value.code == 2
+        assert f"--batch_size {bad}: expected a batch size >= 1" in capsys.readouterr().err
