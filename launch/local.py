@@ -5,7 +5,8 @@ testing multi-host logic without one.
     python -m launch.local --num_processes=2 --devices_per_process=4 -- \\
         python -m pipnet_jax.main --config configs/synthetic.py --workdir /tmp/run
 
-Each process's output goes to <log_dir>/process_<i>.log (and process 0's to the terminal).
+Each process's output goes to <log_dir>/process_<i>.log (and process 0's to the terminal), its
+pid to <log_dir>/process_<i>.pid (to signal one process, as a preemption does).
 If one process fails, the others are stopped and the exit code is non-zero."""
 import argparse
 import os
@@ -35,6 +36,8 @@ def launch(command: list[str], num_processes: int, devices_per_process: int, log
         log = open(os.path.join(log_dir, f"process_{i}.log"), "w")
         logs.append(log)
         procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        with open(os.path.join(log_dir, f"process_{i}.pid"), "w") as f:
+            f.write(f"{procs[-1].pid}\n")
     deadline = None if timeout is None else time.monotonic() + timeout
     code = 0
     try:

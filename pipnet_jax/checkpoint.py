@@ -99,7 +99,13 @@ def load_variables(workdir: str, step: Optional[int] = None) -> tuple[dict, int]
     step = steps[-1] if step is None else step
     path = os.path.join(directory, str(step), "state")
     try:
-        state = ocp.StandardCheckpointer().restore(path)
+        checkpointer = ocp.StandardCheckpointer()
+        # onto this process's first device, whatever mesh wrote it (a pod's checkpoint is
+        # evaluated, exported or served on one device)
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        tree = checkpointer.metadata(path).item_metadata.tree
+        state = checkpointer.restore(path, jax.tree_util.tree_map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree))
     except Exception as e:
         raise CheckpointError(f"checkpoint {os.path.join(directory, str(step))} cannot be restored "
                               f"({type(e).__name__}: {str(e)[:300]}); it is damaged. Move it away "

@@ -33,6 +33,9 @@ COMMANDS = {
               "pipnet-jax bench --config wflw"),
     "demo": ("a random PIPNet on a generated face: forward + decode, parity report against PyTorch",
              "pipnet-jax demo --config synthetic"),
+    "dry_run": ("what a training run would take (config, data sizes, steps per epoch, "
+                "parameters, FLOPs, the compiled train step's memory), training and writing nothing",
+                "pipnet-jax dry_run --config wflw:r101 --workdir runs/wflw_r101"),
     "data": ("build a TFDS set from a raw data set, or generate synthetic faces",
              "pipnet-jax data build --help\n  pipnet-jax data synthetic --out /data/synthetic"),
 }

@@ -22,9 +22,11 @@ from typing import Callable, Iterable
 import cv2
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pipnet_jax import parallel
 from pipnet_jax.files import atomic_write_bytes, atomic_write_text, write_image_atomic, write_json_atomic
 from pipnet_jax.metrics import FAILURE_THRESHOLD, ced_curve, failures, fr_auc, nme, normalizer
 from pipnet_jax.version import provenance
@@ -159,20 +161,42 @@ class SplitResult:
     image_ids: np.ndarray    # str per face: the set's stored image_id, else its index in the split
 
 
-class Evaluator:
-    """One evaluated split: predict_fn(variables, images uint8) -> (landmarks, confidence)."""
+def sharded_predict(predict_fn: Callable, variables, mesh) -> Callable:
+    """predict(images) -> landmarks for a global batch that every host holds whole: each host
+    feeds its slice, every device of every host computes its part, and the landmarks are
+    gathered back to every host. The batch must split evenly over the mesh's devices."""
+    variables = jax.device_put(variables, parallel.replicated(mesh))
+    sharding, count, host = parallel.batch_sharding(mesh), jax.process_count(), jax.process_index()
 
-    def __init__(self, predict_fn: Callable, eval_set, landmark_set, batch_size: int = 32):
+    def predict(images):
+        per_host = len(images) // count
+        local = np.asarray(images)[host * per_host:(host + 1) * per_host]
+        landmarks = predict_fn(variables, jax.make_array_from_process_local_data(sharding, local))[0]
+        return multihost_utils.process_allgather(landmarks, tiled=True)
+
+    return predict
+
+
+class Evaluator:
+    """One evaluated split: predict_fn(variables, images uint8) -> (landmarks, confidence),
+    jitted. Every host reads the whole split in stored order (reading is cheap next to the
+    network) and the network runs sharded over all devices of all hosts (`sharded_predict`), so
+    every host ends with every face's result. batch_size (global) is rounded up to a multiple
+    of the device count; padded faces are dropped."""
+
+    def __init__(self, predict_fn: Callable, eval_set, landmark_set, batch_size: int = 32, mesh=None):
         self.predict_fn, self.eval_set, self.landmark_set = predict_fn, eval_set, landmark_set
-        self.batch_size = batch_size
+        self.batch_size, self.mesh = batch_size, mesh
 
     @property
     def key(self) -> str:
         return self.eval_set.key
 
     def run(self, variables) -> SplitResult:
-        pred, gt, images, ids = predict_split(lambda im: self.predict_fn(variables, im)[0],
-                                              self.eval_set.batches(self.batch_size))
+        mesh = self.mesh or parallel.make_mesh()
+        batch_size = -(-self.batch_size // mesh.devices.size) * mesh.devices.size
+        pred, gt, images, ids = predict_split(sharded_predict(self.predict_fn, variables, mesh),
+                                              self.eval_set.batches(batch_size))
         metrics = split_metrics(pred, gt, self.landmark_set)
         return SplitResult(metrics, metrics.pop("nmes"), images, pred, gt, ids)
 
@@ -182,7 +206,7 @@ def evaluate(evaluators: list, variables, tag: str = "final", *, workdir: str, n
     """Runs every evaluator; on process 0 writes results[_<tag>].json ({key: metrics}),
     nmes[_<tag>].csv (every face), ced[_<tag>].csv and ced[_<tag>].png (every split) and a
     picture of predictions on the first split (see the module docstring), and prints a table."""
-    variables = jax.device_get(variables)  # evaluation runs on each host's first device
+    variables = jax.device_get(variables)  # replicated anew over each evaluator's mesh
     results, curves, faces, picture = {}, {}, {}, None
     for evaluator in evaluators:
         r = evaluator.run(variables)

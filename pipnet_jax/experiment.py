@@ -72,7 +72,9 @@ def run_eval(config, workdir: str) -> dict:
     """--mode=eval: the workdir's latest checkpoint, or a PyTorch .pth given as
     config.eval.torch_checkpoint (converted on the fly; a released file is recognised by its
     sha256). A workdir trained with another config is refused (check_config). Results go to
-    config.eval.output when set, else into the workdir."""
+    config.eval.output when set, else into the workdir. Under a multi-host launcher every
+    process evaluates its share of each batch."""
+    parallel.initialize_distributed()
     model = build_model(config, dataset_lib.landmark_count(config))
     if config.eval.torch_checkpoint:
         path = config.eval.torch_checkpoint

@@ -5,9 +5,11 @@ Modes: `train` (default: train, resuming from DIR's latest checkpoint, then eval
 (DIR's checkpoint, or a PyTorch .pth given as --config.eval.torch_checkpoint), `predict`
 (images, folders, videos), `stc` (self-training with curriculum), `label` (pseudo-label a
 corpus with DIR's model), `export` (DIR's model as a deployable file), `bench` (JAX vs the
-PyTorch reference) and `demo` (a random PIPNet on a generated face, with a parity report
-against the PyTorch reference). --config is a file or a packaged config's name (`wflw`,
-`wflw:r101`). Config fields are overridable: --config.train.batch_size=64.
+PyTorch reference), `demo` (a random PIPNet on a generated face, with a parity report
+against the PyTorch reference) and `dry_run` (what a training run would take: config, data
+sizes, parameters, FLOPs, the train step's compiled memory; trains and writes nothing).
+--config is a file or a packaged config's name (`wflw`, `wflw:r101`). Config fields are
+overridable: --config.train.batch_size=64.
 This module only dispatches: each mode is one function of the module that owns it."""
 import errno
 import importlib
@@ -32,7 +34,8 @@ MODES = {"train": ("pipnet_jax.experiment", "run_train"),
          "label": ("pipnet_jax.stc.labelling", "run_label"),
          "export": ("pipnet_jax.export", "run_export"),
          "bench": ("pipnet_jax.bench.inference", "run_from_config"),
-         "demo": ("pipnet_jax.bench.demo", "run_from_config")}
+         "demo": ("pipnet_jax.bench.demo", "run_from_config"),
+         "dry_run": ("pipnet_jax.dry_run", "run_dry_run")}
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "output folder; default workdirs/<config name>")
 _MODE = flags.DEFINE_enum("mode", "train", list(MODES), "what to run")

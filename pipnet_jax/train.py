@@ -131,12 +131,42 @@ class NoWriter:
         pass
 
 
+def with_stop_vote(train_step: Callable) -> Callable:
+    """The hosts agree on stopping: each host's preemption flag rides in its part of the batch
+    ('stop', one int per face) and the step returns its maximum over the global batch, so every
+    host reads the same verdict for the same step and all stop (and save) at one step."""
+    def step(state, batch):
+        state, metrics = train_step(state, {k: v for k, v in batch.items() if k != "stop"})
+        return state, {**metrics, "stop": jnp.max(batch["stop"])}
+
+    return step
+
+
+def loop_train_step(config, model, tx, neighbors, mesh) -> Callable:
+    """The loop's jitted step as the config asks: batch dict {'image', 'landmarks', ['task'],
+    'stop': int32 (B,)} sharded over `mesh`; the dry run compiles this same function."""
+    t = config.train
+    return shard_train_step(with_stop_vote(
+        make_train_step(model, tx, neighbors, input_size=config.model.input_size, cls_loss=t.cls_loss,
+                        reg_loss=t.reg_loss, cls_weight=t.cls_loss_weight, reg_weight=t.reg_loss_weight)), mesh)
+
+
 def train(config, workdir: str, model, dataset, evaluate: Optional[Callable] = None,
           initial_variables=None, writer=None) -> TrainResult:
     """Trains `model` on `dataset` (its train_batches / steps_per_epoch / neighbors), resuming
     from <workdir>/checkpoints. evaluate(variables, tag, writer=, step=) -> results, when
-    given, runs before the first step of a fresh run and after the last. initial_variables
-    (e.g. a teacher's) replace the seeded init. writer: a clu metric writer (TensorBoard)."""
+    given, runs (on every host) before the first step of a fresh run and after the last.
+    initial_variables (e.g. a teacher's) replace the seeded init. writer: a clu metric writer
+    (TensorBoard).
+
+    SIGTERM / SIGINT on any host stops every host at the same step, two steps after the
+    signal (the vote travels with the batches): one checkpoint is written and the result
+    says preempted; a rerun resumes from it."""
+    with PreemptionFlag() as preempted:  # from the start: a signal during set-up is not lost
+        return _train(config, workdir, model, dataset, evaluate, initial_variables, writer, preempted)
+
+
+def _train(config, workdir, model, dataset, evaluate, initial_variables, writer, preempted) -> TrainResult:
     mesh = parallel.make_mesh()
     is_main = jax.process_index() == 0
     t = config.train
@@ -154,13 +184,10 @@ def train(config, workdir: str, model, dataset, evaluate: Optional[Callable] = N
         start = int(record["step"])
         if is_main:
             print(f"resuming {workdir} at step {start}/{total_steps}")
-    elif evaluate is not None and is_main:
+    elif evaluate is not None:  # every host: evaluation is sharded over all devices
         results_before = evaluate(variables_of(state), "before")
 
-    step_fn = shard_train_step(
-        make_train_step(model, tx, dataset.neighbors, input_size=config.model.input_size,
-                        cls_loss=t.cls_loss, reg_loss=t.reg_loss, cls_weight=t.cls_loss_weight,
-                        reg_weight=t.reg_loss_weight), mesh)
+    step_fn = loop_train_step(config, model, tx, dataset.neighbors, mesh)
     batches = dataset.train_batches(per_host, start_step=start)
     writer = writer or NoWriter()
 
@@ -174,17 +201,21 @@ def train(config, workdir: str, model, dataset, evaluate: Optional[Callable] = N
 
     metrics, last_time, last_step = None, time.perf_counter(), start
     try:  # on any exit, let pending (asynchronous) checkpoint writes finish
-        with PreemptionFlag() as preempted, tqdm(total=total_steps, initial=start, disable=not is_main,
-                                                 desc="train", unit="step", dynamic_ncols=True) as bar:
-            step, in_flight = start, []
+        with tqdm(total=total_steps, initial=start, disable=not is_main, desc="train", unit="step",
+                  dynamic_ncols=True) as bar:
+            step, in_flight, stop = start, [], False
             while step < total_steps:
-                state, metrics = step_fn(state, parallel.global_batch(next(batches), mesh))
+                local = next(batches)
+                local["stop"] = np.full(len(local["image"]), bool(preempted), np.int32)
+                state, metrics = step_fn(state, parallel.global_batch(local, mesh))
                 step += 1
                 # Let the host run at most two steps ahead of the device: the input pipeline
-                # still overlaps with compute, and the progress bar shows finished steps.
-                in_flight.append(metrics["loss"])
+                # still overlaps with compute, the progress bar shows finished steps, and the
+                # stop vote of two steps ago is read here, at the same step on every host.
+                in_flight.append(metrics["stop"])
                 if len(in_flight) > 2:
-                    jax.block_until_ready(in_flight.pop(0))
+                    stop = bool(jax.device_get(in_flight.pop(0)))
+                metrics = {k: v for k, v in metrics.items() if k != "stop"}
                 bar.update(1)
                 if step % t.log_every_steps == 0 or step == total_steps:
                     metrics = jax.device_get(metrics)
@@ -199,11 +230,14 @@ def train(config, workdir: str, model, dataset, evaluate: Optional[Callable] = N
                                                 "learning_rate": float(schedule(step - 1)),
                                                 "images_per_s": rate, "epoch": step / steps_per_epoch})
                     bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.1f}")
-                if step % t.checkpoint_every_steps == 0 or preempted:
+                if step % t.checkpoint_every_steps == 0 or stop:
                     save(step, jax.device_get(metrics))
-                if preempted:
+                if stop:
                     if is_main:
-                        print(f"signal {preempted.signal}: checkpoint saved at step {step}; stopping")
+                        cause = (f"signal {preempted.signal}" if preempted
+                                 else "a signal on another host")
+                        print(f"{cause}: every host stopped at step {step}; checkpoint saved at "
+                              f"step {step}; stopping")
                     return TrainResult(step, preempted=True)
         if checkpoints.latest_step() != step:
             save(step, jax.device_get(metrics))

@@ -44,3 +44,13 @@ def test_train_benchmark_interleaves_jax_and_the_torch_step():
     assert all(r["step_ms"] > 0 for r in rows) and rows[1]["vs_torch"] == 1.0
     assert rows[0]["vs_torch"] == rows[1]["step_ms"] / rows[0]["step_ms"]
     assert "vs torch eager" in format_table(rows)
+
+
+def test_evaluation_benchmark_row():
+    from pipnet_jax.bench.evaluation import TABLE, RandomSplit, measure
+    from pipnet_jax.bench.timing import format_table
+    batches = list(RandomSplit(5, 98).batches(4))
+    assert [b["valid"].sum() for b in batches] == [4, 1] and batches[1]["image"].shape[0] == 4
+    row = measure(faces=5, batch_size=4, input_size=64, repeats=1)
+    assert row["faces"] == 5 and row["seconds"] > 0 and row["faces_per_s"] > 0
+    assert "faces/s" in format_table([row], TABLE)

@@ -42,7 +42,7 @@ def child(code, cwd=REPO_ROOT):
 def test_help_lists_every_subcommand_with_an_example(capsys):
     assert cli.main(["--help"]) == 0
     listed = capsys.readouterr().out
-    for name in ("train", "eval", "predict", "stc", "label", "export", "bench", "data", "demo"):
+    for name in ("train", "eval", "predict", "stc", "label", "export", "bench", "data", "demo", "dry_run"):
         assert f"\n  {name} " in listed, name
         assert cli.main([name, "--help"]) == 0
         assert "example:\n  pipnet-jax " in capsys.readouterr().out, name

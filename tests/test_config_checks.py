@@ -42,7 +42,7 @@ def test_mode_sections():
     with pytest.raises(ConfigError, match=r"model.input_size=64: STC needs a score map whose side"):
         check(config, "stc")
     check(stc_config(), "stc")
-    for mode in ("train", "eval", "predict", "label", "export", "bench", "demo"):
+    for mode in ("train", "eval", "predict", "label", "export", "bench", "demo", "dry_run"):
         check(get_config(), mode)
 
 

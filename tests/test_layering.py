@@ -17,7 +17,7 @@ LAYERS = {
     2: ("inference", "detection", "tracking"),
     3: ("data",),
     4: ("train", "evaluate"),
-    5: ("experiment", "stc", "predict", "export", "export_onnx", "predict_video"),
+    5: ("experiment", "stc", "predict", "export", "export_onnx", "predict_video", "dry_run"),
     6: ("bench",),
     7: ("main", "cli", "__init__"),  # entry points
 }
