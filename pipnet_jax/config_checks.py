@@ -14,6 +14,7 @@ from pipnet_jax.losses import REG_LOSSES, SCORE_LOSSES
 from pipnet_jax.models.pipnet import BACKBONES, NET_STRIDES
 
 DETECTORS = ("faceboxes", "haar")
+PREDICT_BACKENDS = ("auto", "xla", "onnxruntime")  # inference.Predictor's backends
 EXPORT_FORMATS = ("jax", "saved_model", "tflite", "onnx")
 
 
@@ -116,6 +117,7 @@ def check(config, mode: str) -> None:
     if mode == "predict":
         _integer(config, "predict.batch_size", 1)
         _choice(config, "predict.detector", DETECTORS)
+        _choice(config, "predict.backend", PREDICT_BACKENDS)
         _number(config, "predict.score_threshold", high=1.0)
     elif mode == "stc":
         check_stc(config)

@@ -1,18 +1,25 @@
 """Predictor: faces in whole images -> landmarks in image pixels (spec 12, 13).
 
 detector (or user boxes) -> the demo's crop (box widened 1.2x, top moved down) -> 256x256
-resize -> batched jitted forward + decode -> back to image pixels. Crops from many images run
-in fixed-size padded batches, so each batch size compiles once. No TensorFlow."""
+resize -> batched forward + decode -> back to image pixels. No TensorFlow.
+
+The forward + decode runs on one of two backends (`BACKENDS`): 'xla' (jax.jit, fixed-size
+padded batches, so each batch size compiles once) or 'onnxruntime' (the end-to-end ONNX graph
+of export_onnx, converted in memory; any batch, no padding). 'auto', the default, takes ONNX
+Runtime when JAX runs on the CPU and the ONNX extra is installed (the fastest faithful CPU path:
+the README's inference benchmark; landmarks equal XLA's within 1e-6), else XLA."""
 import dataclasses
 from typing import Callable, Optional, Sequence
 
 import jax
 import numpy as np
 
-from pipnet_jax import parallel
+from pipnet_jax import export_onnx, parallel
+from pipnet_jax.config_checks import PREDICT_BACKENDS
 from pipnet_jax.crops import demo_face_crop
 from pipnet_jax.decode import decoder
 from pipnet_jax.detection import make_detector
+from pipnet_jax.errors import UserError
 from pipnet_jax.images import normalize_images
 from pipnet_jax.landmarks import get_landmark_set
 from pipnet_jax.meanface import neighbor_indices
@@ -56,14 +63,15 @@ def make_sharded_predict(model, variables, neighbors, input_size: int):
     return predict
 
 
-def predict_in_batches(predict: Callable, images, batch_size: int, num_landmarks: int):
+def predict_in_batches(predict: Callable, images, batch_size: int, num_landmarks: int, pad: bool = True):
     """predict(uint8 (batch_size, S, S, 3)) -> (landmarks, confidence) over any number of
-    images, in fixed-size batches (the last one zero-padded: one shape, one compile)."""
+    images, in batches of batch_size (pad: the last one zero-padded, one shape, one compile;
+    a backend without compiles takes the last batch as it is)."""
     images = np.asarray(images)
     out_lm, out_conf = [], []
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
-        pad = batch_size - len(chunk)
+        pad = batch_size - len(chunk) if pad else 0
         if pad:
             chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
         lm, conf = jax.device_get(predict(chunk))
@@ -81,19 +89,41 @@ def _check_image(image, where="image"):
     return image
 
 
+BACKENDS = PREDICT_BACKENDS
+
+
+def resolve_backend(backend: str) -> str:
+    """'auto' -> 'onnxruntime' on a CPU with the ONNX extra installed, else 'xla'."""
+    if backend not in BACKENDS:
+        raise UserError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        cpu = jax.default_backend() == "cpu"
+        return "onnxruntime" if cpu and export_onnx.runtime_available() else "xla"
+    if backend == "onnxruntime" and not export_onnx.runtime_available():
+        raise UserError("backend 'onnxruntime' needs the ONNX extra: "
+                        "pip install --no-deps -r requirements-onnx.txt")
+    return backend
+
+
 class Predictor:
-    """Landmarks for every face of RGB uint8 images. Holds the compiled network."""
+    """Landmarks for every face of RGB uint8 images. Holds the compiled network; `backend`
+    (module docstring) says which runs it."""
 
     def __init__(self, model: PIPNet, variables, meanface, landmarks: str, input_size: int = 256,
-                 batch_size: int = 8, detector=None, box_scale: float = 1.2):
+                 batch_size: int = 8, detector=None, box_scale: float = 1.2, backend: str = "auto"):
         self.model, self.input_size, self.batch_size = model, input_size, batch_size
         self.landmark_set = get_landmark_set(landmarks)
         if np.shape(meanface) != (model.num_landmarks, 2):
             raise ValueError(f"mean face has shape {np.shape(meanface)}; the model predicts "
                              f"{model.num_landmarks} landmarks")
         self.neighbors = neighbor_indices(np.asarray(meanface), model.num_neighbors)
-        self.variables = jax.device_put(variables)
-        self._predict = make_predict_fn(model, self.neighbors, input_size)
+        self.backend = resolve_backend(backend)
+        if self.backend == "onnxruntime":
+            self._predict = export_onnx.runtime_predict(model, jax.device_get(variables), self.neighbors,
+                                                        input_size)
+        else:
+            fn, variables = make_predict_fn(model, self.neighbors, input_size), jax.device_put(variables)
+            self._predict = lambda batch: fn(variables, batch)
         self._detector, self.box_scale = detector, box_scale
 
     @classmethod
@@ -132,8 +162,8 @@ class Predictor:
     def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K, S, S, 3) uint8 crops -> landmarks (K, N, 2) in [0, 1] and confidence (K, N),
         in padded batches of self.batch_size."""
-        return predict_in_batches(lambda batch: self._predict(self.variables, batch), crops,
-                                  self.batch_size, self.model.num_landmarks)
+        return predict_in_batches(self._predict, crops, self.batch_size, self.model.num_landmarks,
+                                  pad=self.backend == "xla")
 
     def crop(self, image: np.ndarray, box) -> tuple[np.ndarray, tuple]:
         """The network input for one face box and the crop geometry (crops.demo_face_crop)."""

@@ -45,8 +45,9 @@ def make_predictor(config, workdir):
     if p.torch_checkpoint:
         return Predictor.from_torch_checkpoint(p.torch_checkpoint, dataset=p.torch_dataset,
                                                backbone=config.model.backbone,
-                                               batch_size=p.batch_size, detector=detector)
-    return Predictor.from_workdir(workdir, batch_size=p.batch_size, detector=detector)
+                                               batch_size=p.batch_size, detector=detector,
+                                               backend=p.backend)
+    return Predictor.from_workdir(workdir, batch_size=p.batch_size, detector=detector, backend=p.backend)
 
 
 def camera_index(source: str) -> Optional[int]:
@@ -285,7 +286,8 @@ def run_predict(config, workdir: str) -> dict:
     found = sum(len(r.get("faces", [])) for r in records)
     write_outputs(output, records)
     print(f"{len(records)} {'frames' if video else 'images'}, {found} faces in {seconds:.1f} s "
-          f"({found / max(seconds, 1e-9):.1f} faces/s) -> {output}/landmarks.json, landmarks.csv")
+          f"({found / max(seconds, 1e-9):.1f} faces/s, network on {predictor.backend}) -> "
+          f"{output}/landmarks.json, landmarks.csv")
     if failures:
         print(f"{len(failures)} file(s) failed:\n  " + "\n  ".join(failures))
         if len(failures) == len(paths):  # nothing could be read: a failed run, not an empty one

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pipnet_jax.decode import decode_landmarks
+from pipnet_jax.errors import UserError
 from pipnet_jax.images import normalize_images
 from pipnet_jax.inference import Predictor
 from pipnet_jax.meanface import neighbor_indices, read_meanface
@@ -79,8 +80,28 @@ def test_predictor_equals_step_by_step_and_honours_boxes(network, faces):
         check_predictor(model, variables, meanface, faces)
 
 
+def test_predictor_backends(network, faces):
+    """'auto' is ONNX Runtime on this CPU (the ONNX extra is a dev dependency); its faces equal
+    the XLA backend's, batched across images and alone, and it runs any batch unpadded."""
+    model, variables, meanface = network
+    images, boxes = faces
+    xla = Predictor(model, variables, meanface, "wflw", batch_size=4, backend="xla")
+    ort = Predictor(model, variables, meanface, "wflw", batch_size=4)
+    assert (xla.backend, ort.backend) == ("xla", "onnxruntime")
+    expected, got = xla.predict_many(images, boxes), ort.predict_many(images, boxes)
+    assert sum(map(len, got)) > 4  # more faces than one batch: a full batch and a partial one
+    for faces_x, faces_o in zip(expected, got):
+        for x, o in zip(faces_x, faces_o):
+            np.testing.assert_allclose(o.landmarks, x.landmarks, atol=1e-3)  # pixels
+            np.testing.assert_allclose(o.confidence, x.confidence, rtol=1e-4, atol=1e-5)
+    one = ort.predict(images[1], boxes[1])
+    np.testing.assert_allclose(one[0].landmarks, got[1][0].landmarks, atol=1e-3)
+    with pytest.raises(UserError, match="backend must be one of"):
+        Predictor(model, variables, meanface, "wflw", backend="tflite")
+
+
 def check_predictor(model, variables, meanface, faces):
-    predictor = Predictor(model, variables, meanface, "wflw", batch_size=4)
+    predictor = Predictor(model, variables, meanface, "wflw", batch_size=4, backend="xla")
     images, boxes = faces
     results = predictor.predict_many(images, boxes)  # crops of 3 images batched together
     assert [len(r) for r in results] == [len(b) for b in boxes] and len(boxes[0]) > 1

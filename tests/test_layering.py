@@ -14,10 +14,10 @@ LAYERS = {
     0: ("errors", "files", "landmarks", "meanface", "crops", "configs", "version"),
     1: ("models", "images", "targets", "losses", "decode", "metrics", "torch_port", "parallel",
         "checkpoint", "workdir", "config_checks"),
-    2: ("inference", "detection", "tracking"),
+    2: ("inference", "detection", "tracking", "export_onnx"),
     3: ("data",),
     4: ("train", "evaluate"),
-    5: ("experiment", "stc", "predict", "export", "export_onnx", "predict_video", "dry_run"),
+    5: ("experiment", "stc", "predict", "export", "predict_video", "dry_run"),
     6: ("bench",),
     7: ("main", "cli", "__init__"),  # entry points
 }

@@ -69,6 +69,7 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         faceboxes_weights="",    # FaceBoxesV2.pth; empty: $PIPNET_FACEBOXES_WEIGHTS or the cache
         score_threshold=0.6,     # detector score (the original demo: 0.6 images, 0.9 video)
         batch_size=8,            # faces per network call; a folder runs this many images at once
+        backend="auto",          # forward + decode: auto (ONNX Runtime on a CPU when installed), xla, onnxruntime
         to_68=False,             # WFLW 98 points -> 68 (300W scheme)
         pts=False,               # also write <name>.pts (iBUG format; <name>_<k>.pts per face)
         max_frames=0,            # video / camera: stop after this many frames (0: at the end)

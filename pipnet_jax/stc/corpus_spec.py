@@ -5,12 +5,12 @@ import functools
 import os
 
 from pipnet_jax import detection
+from pipnet_jax.config_checks import DETECTORS
 from pipnet_jax.crops import CROP_RULES
 from pipnet_jax.data import builders, corpus
 from pipnet_jax.data.dataset import crop_build, ensure_built
 from pipnet_jax.data.datasets import RAW_LAYOUT
 
-DETECTORS = ("faceboxes", "haar")
 # stc.corpus fields that are the detector's settings (the same values as predict's).
 DETECTOR_FIELDS = ("faceboxes_weights", "score_threshold")
 # HaarDetector's defaults, passed explicitly so that the description states them.
