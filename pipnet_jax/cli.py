@@ -22,6 +22,9 @@ COMMANDS = {
                 "pipnet-jax predict --config synthetic --config.predict.input=photos/"),
     "stc": ("self-training with curriculum: teacher, pseudo-labels, students (STC configs)",
             "pipnet-jax stc --config stc_synthetic"),
+    "stc_study": ("STC against its baselines (teacher = equal-step control, curriculum vs 'std' "
+                  "rounds) over seeds, with a summary table (study.md)",
+                  "pipnet-jax stc_study --config stc_scarce"),
     "label": ("pseudo-label an unlabeled corpus with the workdir's model (resumable, sharded over "
               "processes), without training",
               "pipnet-jax label --config synthetic --workdir workdirs/synthetic "

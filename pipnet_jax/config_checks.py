@@ -14,6 +14,7 @@ from pipnet_jax.losses import REG_LOSSES, SCORE_LOSSES
 from pipnet_jax.models.pipnet import BACKBONES, NET_STRIDES
 
 DETECTORS = ("faceboxes", "haar")
+STC_SCHEDULES = ("epochs", "steps")  # stc.schedule: a student's length
 PREDICT_BACKENDS = ("auto", "xla", "onnxruntime")  # inference.Predictor's backends
 EXPORT_FORMATS = ("jax", "saved_model", "tflite", "onnx")
 
@@ -89,6 +90,7 @@ def check_common(config) -> None:
     _choice(config, t + "compute_dtype", ("float32", "bfloat16"))
     _integer(config, t + "log_every_steps", 1)
     _integer(config, t + "checkpoint_every_steps", 1)
+    _integer(config, t + "eval_every_steps", 0)
     _integer(config, t + "keep_checkpoints", 1)
     _integer(config, "eval.batch_size", 1)
     _integer(config, "eval.num_pictures", 1)
@@ -109,6 +111,7 @@ def check_stc(config) -> None:
     _integer(config, "stc.shard_size", 1)
     _integer(config, "stc.label_batch_size", 1)
     _number(config, "stc.min_confidence")
+    _choice(config, "stc.schedule", STC_SCHEDULES)
 
 
 def check(config, mode: str) -> None:
@@ -121,6 +124,16 @@ def check(config, mode: str) -> None:
         _number(config, "predict.score_threshold", high=1.0)
     elif mode == "stc":
         check_stc(config)
+    elif mode == "stc_study":
+        check_stc(config)
+        if "study" not in config:
+            raise ConfigError("--mode=stc_study needs a config with a `study` section (configs/stc_scarce.py)")
+        for task in config.study.ablation_tasks:
+            if task not in TASKS:
+                raise ConfigError(f"study.ablation_tasks: {task!r} is not one of {list(TASKS)}")
+        if not config.study.seeds or set(config.study.ablation_seeds) - set(config.study.seeds):
+            raise ConfigError(f"study.seeds={tuple(config.study.seeds)} must be non-empty and hold "
+                              f"study.ablation_seeds={tuple(config.study.ablation_seeds)}")
     elif mode == "label":
         _integer(config, "label.shard_size", 1)
         _integer(config, "label.batch_size", 1)

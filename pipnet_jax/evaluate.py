@@ -201,19 +201,51 @@ class Evaluator:
         return SplitResult(metrics, metrics.pop("nmes"), images, pred, gt, ids)
 
 
+CURVE_FILE, CURVE_COLUMNS = "eval_curve.csv", ("step", "split", "nme", "fr", "auc")
+
+
+def append_curve(path: str, step: int, results: dict) -> None:
+    """Adds `step`'s rows (one per split) to the learning curve at `path`, replacing rows of
+    this step and later ones (a resumed run recomputes them)."""
+    rows = []
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) < step]
+    rows += [{"step": step, "split": split, **{k: r[k] for k in CURVE_COLUMNS[2:]}}
+             for split, r in results.items()]
+    atomic_write_text(path, _csv_text(CURVE_COLUMNS, ([r[k] for k in CURVE_COLUMNS] for r in rows)))
+
+
+def read_curve(path: str) -> list[dict]:
+    """eval_curve.csv -> [{'step': int, 'split': str, 'nme': float, 'fr': float, 'auc': float}]."""
+    with open(path, newline="") as f:
+        return [{"step": int(r["step"]), "split": r["split"], **{k: float(r[k]) for k in CURVE_COLUMNS[2:]}}
+                for r in csv.DictReader(f)]
+
+
 def evaluate(evaluators: list, variables, tag: str = "final", *, workdir: str, num_pictures: int = 16,
              writer=None, step: int = 0) -> dict:
     """Runs every evaluator; on process 0 writes results[_<tag>].json ({key: metrics}),
     nmes[_<tag>].csv (every face), ced[_<tag>].csv and ced[_<tag>].png (every split) and a
-    picture of predictions on the first split (see the module docstring), and prints a table."""
+    picture of predictions on the first split (see the module docstring), and prints a table.
+    tag 'curve' (train.eval_every_steps) writes only its rows of eval_curve.csv and the
+    TensorBoard scalars."""
     variables = jax.device_get(variables)  # replicated anew over each evaluator's mesh
     results, curves, faces, picture = {}, {}, {}, None
     for evaluator in evaluators:
         r = evaluator.run(variables)
         results[evaluator.key], curves[evaluator.key] = r.metrics, r.nmes
         faces[evaluator.key] = (r.image_ids, r.nmes)
-        if picture is None:
+        if picture is None and tag != "curve":
             picture = draw_predictions(r.images[:num_pictures], r.pred, r.gt)
+    if tag == "curve":
+        if jax.process_index() == 0:
+            os.makedirs(workdir, exist_ok=True)
+            append_curve(os.path.join(workdir, CURVE_FILE), step, results)
+            if writer is not None:
+                writer.write_scalars(step, {f"eval/{s}/{k}": v for s, r in results.items()
+                                            for k, v in r.items() if k != "count"})
+        return results
     if jax.process_index() == 0:
         os.makedirs(workdir, exist_ok=True)
         suffix = "" if tag == "final" else f"_{tag}"

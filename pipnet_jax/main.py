@@ -3,7 +3,8 @@
 
 Modes: `train` (default: train, resuming from DIR's latest checkpoint, then evaluate), `eval`
 (DIR's checkpoint, or a PyTorch .pth given as --config.eval.torch_checkpoint), `predict`
-(images, folders, videos), `stc` (self-training with curriculum), `label` (pseudo-label a
+(images, folders, videos), `stc` (self-training with curriculum), `stc_study` (STC against
+its baselines over seeds: configs/stc_scarce.py), `label` (pseudo-label a
 corpus with DIR's model), `export` (DIR's model as a deployable file), `bench` (JAX vs the
 PyTorch reference), `demo` (a random PIPNet on a generated face, with a parity report
 against the PyTorch reference) and `dry_run` (what a training run would take: config, data
@@ -31,6 +32,7 @@ MODES = {"train": ("pipnet_jax.experiment", "run_train"),
          "eval": ("pipnet_jax.experiment", "run_eval"),
          "predict": ("pipnet_jax.predict", "run_predict"),
          "stc": ("pipnet_jax.stc", "run_stc"),
+         "stc_study": ("pipnet_jax.stc.study", "run_study"),
          "label": ("pipnet_jax.stc.labelling", "run_label"),
          "export": ("pipnet_jax.export", "run_export"),
          "bench": ("pipnet_jax.bench.inference", "run_from_config"),

@@ -155,7 +155,8 @@ def train(config, workdir: str, model, dataset, evaluate: Optional[Callable] = N
           initial_variables=None, writer=None) -> TrainResult:
     """Trains `model` on `dataset` (its train_batches / steps_per_epoch / neighbors), resuming
     from <workdir>/checkpoints. evaluate(variables, tag, writer=, step=) -> results, when
-    given, runs (on every host) before the first step of a fresh run and after the last.
+    given, runs (on every host) before the first step of a fresh run and after the last, and
+    every train.eval_every_steps steps into eval_curve.csv (tag 'curve').
     initial_variables (e.g. a teacher's) replace the seeded init. writer: a clu metric writer
     (TensorBoard).
 
@@ -170,6 +171,7 @@ def _train(config, workdir, model, dataset, evaluate, initial_variables, writer,
     mesh = parallel.make_mesh()
     is_main = jax.process_index() == 0
     t = config.train
+    writer = writer or NoWriter()
     per_host = parallel.check_batch_size(t.batch_size, mesh)
     steps_per_epoch = dataset.steps_per_epoch(per_host)
     total_steps = t.max_steps or t.num_epochs * steps_per_epoch
@@ -186,10 +188,11 @@ def _train(config, workdir, model, dataset, evaluate, initial_variables, writer,
             print(f"resuming {workdir} at step {start}/{total_steps}")
     elif evaluate is not None:  # every host: evaluation is sharded over all devices
         results_before = evaluate(variables_of(state), "before")
+        if t.eval_every_steps:
+            evaluate(variables_of(state), "curve", writer=writer, step=0)
 
     step_fn = loop_train_step(config, model, tx, dataset.neighbors, mesh)
     batches = dataset.train_batches(per_host, start_step=start)
-    writer = writer or NoWriter()
 
     def save(step, metrics):
         if not _finite(state.params):
@@ -232,6 +235,9 @@ def _train(config, workdir, model, dataset, evaluate, initial_variables, writer,
                     bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", img_s=f"{rate:.1f}")
                 if step % t.checkpoint_every_steps == 0 or stop:
                     save(step, jax.device_get(metrics))
+                if evaluate is not None and t.eval_every_steps and not stop and (
+                        step % t.eval_every_steps == 0 or step == total_steps):
+                    evaluate(variables_of(state), "curve", writer=writer, step=step)
                 if stop:
                     if is_main:
                         cause = (f"signal {preempted.signal}" if preempted

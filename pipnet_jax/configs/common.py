@@ -46,7 +46,8 @@ def base_config(arg: str | None = None) -> ml_collections.ConfigDict:
         reg_loss_weight=1.0, weight_decay=0.0,
         max_steps=0,             # >0: stop after this many steps (short runs, tests)
         compute_dtype="float32",  # or bfloat16 (params stay float32)
-        log_every_steps=50, checkpoint_every_steps=1000, keep_checkpoints=3))
+        log_every_steps=50, checkpoint_every_steps=1000, keep_checkpoints=3,
+        eval_every_steps=0))     # >0: also evaluate every N steps (and at 0 and the end) into eval_curve.csv
     c.eval = ml_collections.ConfigDict(dict(
         batch_size=32,
         torch_checkpoint="",     # --mode=eval: a released/other PyTorch .pth instead of the workdir
@@ -122,6 +123,8 @@ def stc_config(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
         warm_start=False,        # True: students start from the teacher (off: fresh, original)
         control=False,           # True: also train on the labeled set only, with the last
                                  # student's schedule (a baseline for the pseudo-labels' effect)
+        schedule="epochs",       # a student's length: 'epochs' (train.num_epochs of its own list,
+                                 # the original) or 'steps' (the teacher's steps and decays)
         ))
     return c
 

@@ -93,6 +93,10 @@ def _run_rounds(config, workdir: str) -> dict:
             write_json_atomic(summary_path, {str(r): v for r, v in rounds.items()})
 
     sources = labeled
+    per_host = parallel.check_batch_size(config.train.batch_size, parallel.make_mesh())
+    # stc.schedule 'steps': every student gets the teacher's epoch length, so the same steps
+    # and decays (equal compute); 'epochs': its own list's epochs (the original)
+    student_epoch = labeled_data.steps_per_epoch(per_host) if s.schedule == "steps" else None
     for k, task in enumerate(["std"] + list(s.tasks)):
         round_dir = os.path.join(workdir, f"round_{k}")
         initial = quality = None
@@ -117,18 +121,21 @@ def _run_rounds(config, workdir: str) -> dict:
         results = open_round(k, round_dir)
         if results is None:
             print(f"round {k} ({task}): training {'the teacher' if k == 0 else 'a student'}")
-            results = train_round(round_dir, labeled_data.with_sources(sources), initial)
+            results = train_round(round_dir, labeled_data.with_sources(sources, k and student_epoch or None),
+                                  initial)
         else:
             print(f"round {k} ({task}): done, skipped")
         record(k, task, {**results, "pseudo_labels": quality} if k and quality else results)
-    if s.control and s.tasks:
+    if s.control and s.tasks and s.schedule == "steps":
+        print("control: with stc.schedule='steps' a student trains the teacher's steps, so the "
+              "labeled-only control is the teacher (round 0)")
+    elif s.control and s.tasks:
         # Labeled faces only, on the last student's schedule (its steps per epoch): separates
         # the pseudo-labels' effect from the students' longer rounds.
         control_dir = os.path.join(workdir, "control")
         results = open_round("control", control_dir)
         if results is None:
             print("control: training on the labeled set only, with the last student's schedule")
-            per_host = parallel.check_batch_size(config.train.batch_size, parallel.make_mesh())
             epoch_steps = labeled_data.with_sources(sources).steps_per_epoch(per_host)
             results = train_round(control_dir, labeled_data.with_sources(labeled, epoch_steps))
         else:
