@@ -131,9 +131,13 @@ def check(config, mode: str) -> None:
         for task in config.study.ablation_tasks:
             if task not in TASKS:
                 raise ConfigError(f"study.ablation_tasks: {task!r} is not one of {list(TASKS)}")
-        if not config.study.seeds or set(config.study.ablation_seeds) - set(config.study.seeds):
+        extra = set(config.study.ablation_seeds) | set(config.study.weighted_seeds)
+        if not config.study.seeds or extra - set(config.study.seeds):
             raise ConfigError(f"study.seeds={tuple(config.study.seeds)} must be non-empty and hold "
-                              f"study.ablation_seeds={tuple(config.study.ablation_seeds)}")
+                              f"study.ablation_seeds and study.weighted_seeds ({sorted(extra)})")
+        if len(config.study.weights) != 2 or min(config.study.weights) <= 0:
+            raise ConfigError(f"study.weights={tuple(config.study.weights)}: expected (labeled, "
+                              f"pseudo-labeled), both > 0")
     elif mode == "label":
         _integer(config, "label.shard_size", 1)
         _integer(config, "label.batch_size", 1)

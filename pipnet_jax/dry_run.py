@@ -17,7 +17,7 @@ import numpy as np
 from pipnet_jax import parallel
 from pipnet_jax.crops import CROP_RULES
 from pipnet_jax.data import builders, pipeline
-from pipnet_jax.data.dataset import MAIN_EVAL, crop_build, default_data_dir, landmark_count
+from pipnet_jax.data.dataset import MAIN_EVAL, crop_build, default_data_dir, eval_entry, landmark_count
 from pipnet_jax.data.datasets import RAW_LAYOUT
 from pipnet_jax.errors import ConfigError
 from pipnet_jax.experiment import build_model
@@ -105,13 +105,7 @@ def eval_lines(config, data_dir: str, train_name: str, train_info) -> list[str]:
     """`eval faces <key>: N` per split of config.evals, or one line per entry not built."""
     lines = []
     for entry in sorted(config.evals.keys(), key=lambda e: (e != MAIN_EVAL, e)):
-        field, spec = f"evals.{entry}", dict(config.evals[entry])
-        dataset = str(spec.get("dataset", "")).lower()
-        splits = spec.get("splits", ("test",))
-        splits = (splits,) if isinstance(splits, str) else tuple(splits)
-        if not splits:
-            raise ConfigError(f"{field}.splits is empty: name the splits to evaluate, e.g. ('test',)")
-        style = spec.get("synthetic_style", "")
+        field, spec, dataset, splits, style = eval_entry(entry, config.evals[entry])
         if dataset == "synthetic" and style:
             n_train, n_test = spec.get("synthetic_train", 0), spec.get("synthetic_test", 0)
             name, where = "pipnet_synthetic", f"{data_dir}_style_{style}"

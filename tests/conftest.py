@@ -59,3 +59,12 @@ def wflw_crops(shared_data):
         crops.append(cv2.cvtColor(cv2.resize(crop, (256, 256)), cv2.COLOR_BGR2RGB))
         landmarks.append((lm - [xmin, ymin]) / [xmax - xmin, ymax - ymin])
     return np.stack(crops), np.stack(landmarks).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def synthetic_64_16(tmp_path_factory):
+    """A built synthetic set, 64 train and 16 test faces, seed 0 (the end-to-end runs' data)."""
+    from pipnet_jax.data import builders
+    path = tmp_path_factory.mktemp("tfds")
+    builders.prepare_synthetic(path, 64, 16, seed=0)
+    return str(path)

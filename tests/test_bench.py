@@ -54,3 +54,27 @@ def test_evaluation_benchmark_row():
     row = measure(faces=5, batch_size=4, input_size=64, repeats=1)
     assert row["faces"] == 5 and row["seconds"] > 0 and row["faces_per_s"] > 0
     assert "faces/s" in format_table([row], TABLE)
+
+
+def test_conv_layers_benchmark_tiny():
+    from pipnet_jax.bench.conv_layers import SHAPES, measure, totals
+    rows = measure(batch_size=1, image_size=32, repeats=1, shapes=SHAPES[:2])
+    assert [(r["name"], r["pass"]) for r in rows] == [
+        ("stem 7x7/2", "forward"), ("stem 7x7/2", "weight grad"), ("layer1 3x3", "forward"),
+        ("layer1 3x3", "input grad"), ("layer1 3x3", "weight grad")]
+    assert all(r["jax_ms"] > 0 and r["torch_ms"] > 0 for r in rows)
+    total = totals(rows)[-1]
+    assert total["pass"] == "all" and abs(total["gap_ms"] - sum(r["gap_ms"] for r in rows)) < 1e-9
+
+
+def test_conv_layers_jax_and_torch_compute_the_same_maths():
+    """The two columns time the same convolution: equal forward and gradients on one shape."""
+    import numpy as np
+    from pipnet_jax.bench.conv_layers import jax_passes, shape_data, torch_passes
+    data = shape_data(3, 2, 4, 8, 16, 2)
+    fj, ft = jax_passes(*data, 2), torch_passes(*data, 2)
+    nchw = lambda t: t.numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(np.asarray(fj["forward"]()), nchw(ft["forward"]()), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(fj["input grad"]()), nchw(ft["input grad"]()[0]), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(fj["weight grad"]()),
+                               ft["weight grad"]()[1].numpy().transpose(2, 3, 1, 0), atol=1e-5)

@@ -1,5 +1,4 @@
 """Checkpoint reading, the released-model registry and clear errors on bad input."""
-import os
 
 import jax
 import jax.numpy as jnp

@@ -14,8 +14,10 @@ equal-epoch schedule would give a student 11x the teacher's steps (206 per epoch
 per round on a 2-core CPU; it is left to a GPU run (configs/stc_300w_celeba.py).
 
 Arms: curriculum ('cls2', 'std': at 128x128 the 4x4 grid's 2x2 'cls2' map is as coarse as
-the original's 'cls3' at 256) on seeds 0 and 1 (a seed draws its own faces and init), and
-'std', 'std' (the original's `_wocc`) from the same teacher on seed 0."""
+the original's 'cls3' at 256) on seeds 0 and 1 (a seed draws its own faces and init);
+'std', 'std' (the original's `_wocc`) from the same teacher on seed 0; and the same 'std'
+rounds with every batch half labeled, half pseudo-labeled (stc.labeled_weight = pseudo_weight
+= 1) on seed 0: at equal steps plain concatenation leaves the labeled faces 1/11 of a batch."""
 import ml_collections
 
 from pipnet_jax.configs.common import stc_config
@@ -40,5 +42,6 @@ def get_config(arg=None):
     c.stc.corpus.from_eval = "main"
     c.stc.shard_size = 500
     c.study = ml_collections.ConfigDict(dict(seeds=(0, 1), ablation_tasks=("std", "std"),
-                                             ablation_seeds=(0,)))
+                                             ablation_seeds=(0,), weighted_seeds=(0,),
+                                             weights=(1.0, 1.0)))
     return c

@@ -14,6 +14,7 @@ import numpy as np
 from pipnet_jax.crops import CROP_RULES
 from pipnet_jax.data import builders, datasets, pipeline
 from pipnet_jax.data.datasets import RAW_LAYOUT
+from pipnet_jax.errors import ConfigError
 from pipnet_jax.landmarks import LandmarkSet, get_landmark_set
 from pipnet_jax.meanface import compute_meanface, neighbor_indices, read_meanface, write_meanface
 
@@ -141,18 +142,22 @@ def _labeled_set(config, data_dir: str) -> str:
     return name
 
 
+def eval_entry(entry: str, spec) -> tuple[str, dict, str, tuple, str]:
+    """One config.evals entry read: (its field name, the spec as a dict, data set (lower case,
+    '' = the training set), splits, synthetic style)."""
+    field, spec = f"evals.{entry}", dict(spec)
+    splits = spec.get("splits", ("test",))
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    if not splits:
+        raise ConfigError(f"{field}.splits is empty: name the splits to evaluate, e.g. ('test',)")
+    return field, spec, str(spec.get("dataset", "")).lower(), splits, spec.get("synthetic_style", "")
+
+
 def _eval_sets(entry: str, spec, config, name: str, data_dir: str, landmark_set) -> list:
     """The EvalSets of one config.evals entry: its data set ('' = the training set, 'synthetic'
     with a style = a generated set of that style, or a raw data set built on first use from
     its manual_dir) and splits."""
-    field = f"evals.{entry}"
-    spec = dict(spec)
-    dataset = str(spec.get("dataset", "")).lower()
-    splits = spec.get("splits", ("test",))
-    splits = (splits,) if isinstance(splits, str) else tuple(splits)
-    if not splits:
-        raise ValueError(f"{field}.splits is empty: name the splits to evaluate, e.g. ('test',)")
-    style = spec.get("synthetic_style", "")
+    field, spec, dataset, splits, style = eval_entry(entry, spec)
     if dataset == "synthetic" and style:  # e.g. the STC target domain: another generated style
         data_dir = f"{data_dir}_style_{style}"
         builders.prepare_synthetic(data_dir, spec.get("synthetic_train", 0), spec.get("synthetic_test", 0),

@@ -4,6 +4,9 @@
     <workdir>/seed_<s>/curriculum/   run_stc with stc.tasks: teacher (round_0), students
     <workdir>/seed_<s>/std_only/     (study.ablation_seeds) run_stc with study.ablation_tasks,
                                      from the same teacher (round_0 copied, not retrained)
+    <workdir>/seed_<s>/std_weighted/ (study.weighted_seeds) the same rounds, but every batch
+                                     drawn labeled : pseudo-labeled = study.weights (stc.
+                                     labeled_weight / pseudo_weight), from the same teacher
     <workdir>/study.json, study.md   every run's target-domain NME / FR / AUC, the pseudo-labels'
                                      NME, the last learning-curve points, and the mean and spread
                                      over seeds
@@ -22,15 +25,17 @@ from pipnet_jax.evaluate import CURVE_FILE, read_curve
 from pipnet_jax.files import atomic_write_text, write_json_atomic
 from pipnet_jax.stc.rounds import run_stc
 
-ARMS = ("curriculum", "std_only")
+ARMS = ("curriculum", "std_only", "std_weighted")
 
 
 def arm_config(config, seed: int, arm: str, workdir: str):
     c = config.copy_and_resolve_references()
     c.seed = seed
     c.data.data_dir = config.data.data_dir or os.path.join(workdir, f"seed_{seed}", "tfds")
-    if arm == "std_only":
+    if arm in ("std_only", "std_weighted"):
         c.stc.tasks = tuple(config.study.ablation_tasks)
+    if arm == "std_weighted":
+        c.stc.labeled_weight, c.stc.pseudo_weight = map(float, config.study.weights)
     return c
 
 
@@ -69,7 +74,7 @@ def summarize(config, workdir: str) -> dict:
                 rounds = json.load(f)
             key = next(k for k in rounds["0"] if isinstance(rounds["0"][k], dict))
             for r, v in rounds.items():
-                if arm == "std_only" and r == "0":
+                if arm != "curriculum" and r == "0":
                     continue  # the same teacher as the curriculum arm's
                 last = r == str(len(rounds) - 1 - ("control" in rounds))
                 name = ("teacher (= labeled-only control)" if r == "0" else
@@ -103,7 +108,7 @@ def markdown(summary: dict) -> str:
 
 
 def run_study(config, workdir: str) -> dict:
-    """Every seed's curriculum arm, the ablation arm for study.ablation_seeds, then the summary."""
+    """Every seed's curriculum arm, the ablation arms for their seeds, then the summary."""
     if "study" not in config:
         raise ValueError("--mode=stc_study needs a config with a `study` section "
                          "(configs/stc_scarce.py)")
@@ -111,12 +116,15 @@ def run_study(config, workdir: str) -> dict:
         curriculum = os.path.join(workdir, f"seed_{seed}", "curriculum")
         print(f"study: seed {seed}, curriculum {tuple(config.stc.tasks)}")
         run_stc(arm_config(config, seed, "curriculum", workdir), curriculum)
-        if seed in config.study.ablation_seeds:
-            ablation = os.path.join(workdir, f"seed_{seed}", "std_only")
-            print(f"study: seed {seed}, without curriculum {tuple(config.study.ablation_tasks)}")
+        for arm, seeds in (("std_only", config.study.ablation_seeds),
+                           ("std_weighted", config.study.weighted_seeds)):
+            if seed not in seeds:
+                continue
+            arm_dir = os.path.join(workdir, f"seed_{seed}", arm)
+            print(f"study: seed {seed}, {arm} {tuple(config.study.ablation_tasks)}")
             if jax.process_index() == 0:
-                copy_teacher(curriculum, ablation)
-            run_stc(arm_config(config, seed, "std_only", workdir), ablation)
+                copy_teacher(curriculum, arm_dir)
+            run_stc(arm_config(config, seed, arm, workdir), arm_dir)
     summary = summarize(config, workdir)
     if jax.process_index() == 0:
         write_json_atomic(os.path.join(workdir, "study.json"), summary)

@@ -5,12 +5,12 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
 import pytest
+from runs import main_command
 
 from launch.local import launch
 
@@ -26,16 +26,12 @@ pytestmark = pytest.mark.multiprocess
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    from pipnet_jax.data import builders
-    path = tmp_path_factory.mktemp("tfds")
-    builders.prepare_synthetic(path, 64, 16, seed=0)
-    return str(path)
+def data_dir(synthetic_64_16):
+    return synthetic_64_16
 
 
 def command(workdir, data_dir, *extra):
-    return [sys.executable, "-m", "pipnet_jax.main", "--config", "configs/synthetic.py",
-            f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", *FLAGS, *extra]
+    return main_command("configs/synthetic.py", workdir, data_dir, *FLAGS, *extra)
 
 
 def launch_2x4(cmd, log_dir):

@@ -4,12 +4,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from runs import main_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE_FLAGS = ["--config.data.synthetic_train=64", "--config.data.synthetic_test=16",
@@ -20,16 +20,12 @@ BASE_FLAGS = ["--config.data.synthetic_train=64", "--config.data.synthetic_test=
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    from pipnet_jax.data import builders
-    path = tmp_path_factory.mktemp("tfds")
-    builders.prepare_synthetic(path, 64, 16, seed=0)
-    return str(path)
+def data_dir(synthetic_64_16):
+    return synthetic_64_16
 
 
 def command(workdir, data_dir, *extra):
-    return [sys.executable, "-m", "pipnet_jax.main", "--config", "configs/synthetic.py",
-            f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", *BASE_FLAGS, *extra]
+    return main_command("configs/synthetic.py", workdir, data_dir, *BASE_FLAGS, *extra)
 
 
 def run(cmd, **kw):
