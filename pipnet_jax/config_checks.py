@@ -96,9 +96,9 @@ def check_common(config) -> None:
     _integer(config, "eval.num_pictures", 1)
 
 
-def check_stc(config) -> None:
+def check_stc(config, mode: str = "stc") -> None:
     if "stc" not in config:
-        raise ConfigError("--mode=stc needs an STC config (a `stc` section: configs/stc_*.py, or "
+        raise ConfigError(f"--mode={mode} needs an STC config (a `stc` section: configs/stc_*.py, or "
                           "pipnet_jax.configs.common.stc_config)")
     for task in config.stc.tasks:
         if task not in TASKS:
@@ -125,7 +125,7 @@ def check(config, mode: str) -> None:
     elif mode == "stc":
         check_stc(config)
     elif mode == "stc_study":
-        check_stc(config)
+        check_stc(config, mode)
         if "study" not in config:
             raise ConfigError("--mode=stc_study needs a config with a `study` section (configs/stc_scarce.py)")
         for task in config.study.ablation_tasks:
